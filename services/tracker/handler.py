@@ -1,0 +1,38 @@
+"""Tracker Lambda: SQS batches of EventBridge envelopes → status in DynamoDB (partial failures)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from scengrid.events import ShardEvent, parse_envelope
+from scengrid.observability import service_logger
+
+from services.tracker.dal import RunStore
+from services.tracker.logic import apply_event
+
+logger = service_logger("tracker")
+processor = BatchProcessor(event_type=EventType.SQS)
+_store: RunStore | None = None
+
+
+def _get_store() -> RunStore:
+    global _store
+    if _store is None:
+        _store = RunStore()
+    return _store
+
+
+def record_handler(record: SQSRecord) -> None:
+    event = parse_envelope(record.body)
+    logger.append_keys(run_id=event.run_id, shard_id=event.shard_id if isinstance(event, ShardEvent) else None)
+    changed = apply_event(event, _get_store())
+    logger.info("applied" if changed else "duplicate ignored", extra={"event": event.detail_type})
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

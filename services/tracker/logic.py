@@ -1,0 +1,80 @@
+"""How each event moves run and shard status. No event shapes of AWS here: domain events in."""
+
+from __future__ import annotations
+
+from functools import singledispatch
+
+from scengrid.events import AllDone, Event, RunFailed, RunRequested, ShardDone, ShardFailed, ShardWritten
+from scengrid.status import Status
+
+from services.tracker.dal import RunStore
+
+
+@singledispatch
+def apply_event(event: Event, store: RunStore) -> bool:
+    """Apply one event; returns whether it changed anything (False for a duplicate)."""
+    raise TypeError(f"the tracker does not handle {type(event).__name__}")
+
+
+@apply_event.register
+def _(event: RunRequested, store: RunStore) -> bool:
+    spec = event.spec
+    store.ensure_run(event.run_id, spec.scenarios.count, spec.shard_count(), spec.model_dump(mode="json"))
+    return True
+
+
+@apply_event.register
+def _(event: ShardWritten, store: RunStore) -> bool:
+    store.mark_running(event.run_id, event.shards_total)
+    return store.plan_shard(event.run_id, event.shard_id, event.attempt, event.start, event.count)
+
+
+@apply_event.register
+def _(event: ShardDone, store: RunStore) -> bool:
+    return store.finish_shard(
+        event.run_id,
+        event.shard_id,
+        Status.COMPLETE,
+        {
+            "attempt": event.attempt,
+            "output_key": event.output_key,
+            "rows": event.rows,
+            "duration_s": event.duration_s,
+            "task_id": event.task_id,
+        },
+    )
+
+
+@apply_event.register
+def _(event: ShardFailed, store: RunStore) -> bool:
+    return store.finish_shard(
+        event.run_id,
+        event.shard_id,
+        Status.FAILED,
+        {"attempt": event.attempt, "error": event.error, "task_id": event.task_id},
+    )
+
+
+@apply_event.register
+def _(event: AllDone, store: RunStore) -> bool:
+    return store.finish_run(
+        event.run_id,
+        Status.COMPLETE,
+        {
+            "summary_key": event.summary_key,
+            "pnl_key": event.pnl_key,
+            "var_95": event.var_95,
+            "var_99": event.var_99,
+            "es_975": event.es_975,
+            "finished_at": event.at.isoformat(),
+        },
+    )
+
+
+@apply_event.register
+def _(event: RunFailed, store: RunStore) -> bool:
+    return store.finish_run(
+        event.run_id,
+        Status.FAILED,
+        {"reason": event.reason, "failed_shards": event.failed_shards, "finished_at": event.at.isoformat()},
+    )

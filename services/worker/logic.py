@@ -1,0 +1,124 @@
+"""The worker loop: pull shard work from SQS until the queue is drained, write Parquet, report."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from scengrid import layout, s3io
+from scengrid.aws import client
+from scengrid.events import ShardDone, ShardFailed, publish
+from scengrid.kernel import results_table
+from scengrid.observability import service_logger
+from scengrid.settings import Settings
+from scengrid.work import ShardWork
+
+from services.worker.evaluator import ShardEvaluator
+
+logger = service_logger("worker")
+RECEIVE_WAIT_S = 1
+
+
+@dataclass
+class WorkerReport:
+    done: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    stopped_by_signal: bool = False
+
+
+class Worker:
+    def __init__(self, settings: Settings, task_id: str, evaluator: ShardEvaluator) -> None:
+        self.settings = settings
+        self.task_id = task_id
+        self.evaluator = evaluator
+        self.sqs = client("sqs")
+        self.report = WorkerReport()
+        self._stop = False
+        self.max_receives = self._max_receive_count()
+
+    def _max_receive_count(self) -> int:
+        attrs = self.sqs.get_queue_attributes(QueueUrl=self.settings.work_queue_url, AttributeNames=["RedrivePolicy"])
+        policy = attrs.get("Attributes", {}).get("RedrivePolicy")
+        return int(json.loads(policy)["maxReceiveCount"]) if policy else 1
+
+    def install_signal_handlers(self) -> None:
+        """On SIGTERM (a Spot reclaim notice) take no more work; the current shard finishes."""
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        logger.warning("SIGTERM: finishing the current shard, then stopping")
+        self._stop = True
+        self.report.stopped_by_signal = True
+
+    def _drained(self) -> bool:
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=self.settings.work_queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) == 0 and int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0
+
+    def run(self) -> WorkerReport:
+        idle = 0
+        while not self._stop:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.settings.work_queue_url,
+                MaxNumberOfMessages=1,
+                WaitTimeSeconds=RECEIVE_WAIT_S,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            ).get("Messages", [])
+            if not messages:
+                idle = idle + 1 if self._drained() else 0
+                if idle >= self.settings.worker_idle_polls:
+                    break
+                continue
+            idle = 0
+            for message in messages:
+                self.process(message)
+        return self.report
+
+    def process(self, message: dict[str, Any]) -> None:
+        work = ShardWork.model_validate_json(message["Body"])
+        attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        logger.append_keys(run_id=work.run_id, shard_id=work.shard_id)
+        started = time.perf_counter()
+        try:
+            columns = self.evaluator.evaluate(work)
+        except Exception as exc:  # the model is user code: any failure fails the shard attempt
+            self._fail(work, attempt, exc)
+            return
+        key = layout.shard_key(work.run_id, work.shard_id)
+        table = results_table(work.start, columns)
+        s3io.put_table(key, table)
+        duration = time.perf_counter() - started
+        publish(
+            [
+                ShardDone(
+                    run_id=work.run_id,
+                    shard_id=work.shard_id,
+                    attempt=attempt,
+                    output_key=key,
+                    rows=table.num_rows,
+                    duration_s=round(duration, 6),
+                    task_id=self.task_id,
+                )
+            ],
+            service="worker",
+        )
+        # Only now is the output durable and announced: the message may go.
+        self.sqs.delete_message(QueueUrl=self.settings.work_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        self.report.done.append(work.shard_id)
+        logger.info("shard done", extra={"rows": table.num_rows, "seconds": round(duration, 3)})
+
+    def _fail(self, work: ShardWork, attempt: int, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        final = attempt >= self.max_receives
+        logger.error("shard attempt failed", extra={"attempt": attempt, "final": final, "error": error})
+        if final:
+            publish(
+                [ShardFailed(run_id=work.run_id, shard_id=work.shard_id, attempt=attempt, error=error, task_id=self.task_id)],
+                service="worker",
+            )
+            self.report.failed.append(work.shard_id)

@@ -1,0 +1,1 @@
+"""scengrid: scenario grid library shared by every service."""

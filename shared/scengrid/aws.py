@@ -1,0 +1,41 @@
+"""The one place that makes boto3 clients: endpoint, region and retry policy."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from scengrid.settings import get_settings
+
+_RETRIES = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=32)
+_lock = threading.Lock()
+_clients: dict[tuple[str, str | None, str], Any] = {}
+
+
+def client(service: str) -> Any:
+    """A cached client for ``service`` configured from the settings.
+
+    Clients are thread safe; they are cached per process (a forked child makes its own).
+    """
+    settings = get_settings()
+    key = (service, settings.endpoint_url, settings.region)
+    with _lock:
+        found = _clients.get(key)
+        if found is None:
+            found = boto3.session.Session().client(
+                service,
+                region_name=settings.region,
+                endpoint_url=settings.endpoint_url,
+                config=_RETRIES,
+            )
+            _clients[key] = found
+        return found
+
+
+def reset_clients() -> None:
+    """Forget cached clients (after the settings changed, or in a forked child)."""
+    with _lock:
+        _clients.clear()

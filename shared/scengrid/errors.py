@@ -1,0 +1,42 @@
+"""Domain errors. Each says what is wrong and what to do about it; each maps to a
+4xx, a CLI exit code or a ``shard-failed`` event in one place."""
+
+from __future__ import annotations
+
+
+class ScengridError(Exception):
+    """Base of every error scengrid raises on purpose."""
+
+    exit_code = 1
+
+
+class InvalidInput(ScengridError):
+    """Bad user input (a RunSpec, a scenario file, a portfolio). Names the field."""
+
+    exit_code = 2
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class UnknownModel(InvalidInput):
+    def __init__(self, name: str, available: list[str]) -> None:
+        listed = ", ".join(sorted(available)) or "none"
+        super().__init__("model.name", f"no model named {name!r} is registered (registered: {listed})")
+
+
+class ModelFailure(ScengridError):
+    """The model raised while evaluating a shard."""
+
+
+class IncompleteRun(ScengridError):
+    """The collator found shards that are not COMPLETE or outputs that are missing."""
+
+    def __init__(self, run_id: str, problems: dict[str, str]) -> None:
+        self.run_id = run_id
+        self.problems = problems  # shard id -> what is wrong with it
+        lines = [f"shard {shard}: {problem}" for shard, problem in problems.items()]
+        shown = "; ".join(lines[:10]) + (f"; … {len(lines) - 10} more" if len(lines) > 10 else "")
+        super().__init__(f"run {run_id} cannot be collated: {shown}")

@@ -1,0 +1,143 @@
+"""Event contracts. Each event is a versioned pydantic model carried in EventBridge ``detail``,
+with ``source`` = ``scengrid.<service>`` and ``detail-type`` = the event's name."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scengrid.aws import client
+from scengrid.settings import get_settings
+from scengrid.spec import RunSpec
+
+SOURCE_PREFIX = "scengrid."
+PUT_EVENTS_BATCH = 10
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    detail_type: ClassVar[str]
+    version: Literal[1] = 1
+    run_id: str = Field(min_length=1, max_length=64)
+    at: datetime = Field(default_factory=utcnow)
+
+
+class ShardEvent(Event):
+    shard_id: str = Field(min_length=1, max_length=32)
+    attempt: int = Field(1, ge=1)
+
+
+class RunRequested(Event):
+    detail_type: ClassVar[str] = "run-requested"
+    spec: RunSpec
+
+
+class ShardWritten(ShardEvent):
+    """A shard is planned: its work message is queued."""
+
+    detail_type: ClassVar[str] = "shard-written"
+    shards_total: int = Field(ge=1)
+    start: int = Field(ge=0)
+    count: int = Field(ge=1)
+
+
+class ShardDone(ShardEvent):
+    detail_type: ClassVar[str] = "shard-done"
+    output_key: str
+    rows: int = Field(ge=0)
+    duration_s: float = Field(ge=0)
+    task_id: str
+
+
+class ShardFailed(ShardEvent):
+    detail_type: ClassVar[str] = "shard-failed"
+    error: str
+    task_id: str
+
+
+class AllDone(Event):
+    detail_type: ClassVar[str] = "all-done"
+    summary_key: str
+    pnl_key: str
+    scenarios: int
+    var_95: float
+    var_99: float
+    es_975: float
+
+
+class RunFailed(Event):
+    detail_type: ClassVar[str] = "run-failed"
+    reason: str
+    failed_shards: list[str] = Field(default_factory=list)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.detail_type: cls for cls in (RunRequested, ShardWritten, ShardDone, ShardFailed, AllDone, RunFailed)
+}
+
+
+class Envelope(BaseModel):
+    """The EventBridge envelope as an SQS target receives it (the emulator omits ``account``)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    id: str
+    source: str
+    detail_type: str = Field(alias="detail-type")
+    detail: dict[str, Any]
+    account: str | None = None
+    time: datetime | None = None
+
+
+def parse_envelope(body: str | dict[str, Any]) -> Event:
+    """The domain event inside an EventBridge envelope; raises on unknown types or bad fields."""
+    envelope = Envelope.model_validate_json(body) if isinstance(body, str) else Envelope.model_validate(body)
+    event_type = EVENT_TYPES.get(envelope.detail_type)
+    if event_type is None or not envelope.source.startswith(SOURCE_PREFIX):
+        raise ValueError(f"not a scengrid event: source={envelope.source!r} detail-type={envelope.detail_type!r}")
+    return event_type.model_validate(envelope.detail)
+
+
+def entry_for(event: Event, service: str) -> dict[str, str]:
+    return {
+        "Source": f"{SOURCE_PREFIX}{service}",
+        "DetailType": event.detail_type,
+        "Detail": event.model_dump_json(),
+        "EventBusName": get_settings().event_bus,
+    }
+
+
+def publish(events: Sequence[Event] | Iterable[Event], service: str) -> int:
+    """Put events on the bus, ``PUT_EVENTS_BATCH`` entries per call; failed entries are retried.
+
+    Returns the number of events put. Raises when an entry still fails after retries."""
+    entries = [entry_for(e, service) for e in events]
+    events_client = client("events")
+    for i in range(0, len(entries), PUT_EVENTS_BATCH):
+        batch = entries[i : i + PUT_EVENTS_BATCH]
+        for _ in range(5):
+            response = events_client.put_events(Entries=batch)
+            if not response.get("FailedEntryCount"):
+                break
+            batch = [e for e, r in zip(batch, response["Entries"]) if r.get("ErrorCode")]
+        else:
+            raise RuntimeError(f"EventBridge refused {len(batch)} events: {response['Entries'][:1]}")
+    return len(entries)
+
+
+def event_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON schema of each event's ``detail``, by detail-type (written to infra/schemas/)."""
+    return {name: cls.model_json_schema() for name, cls in EVENT_TYPES.items()}
+
+
+def schema_text(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,36 @@
+"""The S3 key layout of a run, in one place. Keys are deterministic: a re-run overwrites."""
+
+from __future__ import annotations
+
+
+def run_prefix(run_id: str) -> str:
+    return f"runs/{run_id}/"
+
+
+def manifest_key(run_id: str) -> str:
+    return f"{run_prefix(run_id)}manifest.json"
+
+
+def worker_groups_key(run_id: str) -> str:
+    """The JSON list the state machine's Map reads: one item per Batch array job."""
+    return f"{run_prefix(run_id)}worker-groups.json"
+
+
+def shard_key(run_id: str, shard_id: str) -> str:
+    return f"{run_prefix(run_id)}shards/{shard_id}.parquet"
+
+
+def results_prefix(run_id: str) -> str:
+    return f"{run_prefix(run_id)}results/"
+
+
+def summary_key(run_id: str) -> str:
+    return f"{results_prefix(run_id)}summary.json"
+
+
+def pnl_key(run_id: str) -> str:
+    return f"{results_prefix(run_id)}pnl.parquet"
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"

@@ -1,0 +1,239 @@
+"""Every way round a hole in the emulator (moto) lives here, each named for what it patches.
+
+tests/integration/test_moto_gaps.py proves each hole is still there in plain moto, so that
+a moto upgrade that closes one makes a test fail and the workaround can go.
+
+1. ``batch_parameter_casing``: moto's Step Functions interpreter hands the ASL's PascalCase
+   Batch parameters to botocore unconverted (``States.Runtime 'JobName'``). We fill in the
+   request/response normalisation that its base class leaves empty, for Batch only.
+2. ``batch_jobs_as_processes``: without Docker, moto's Batch cannot run a job. Each job runs
+   its real command as a local process, with the environment AWS Batch would set, and its
+   real exit status decides SUCCEEDED or FAILED.
+3. ``array_parent_failure``: an array parent whose child failed stays SUBMITTED forever in
+   moto; it becomes FAILED once every child has stopped and one failed, as on AWS.
+4. ``inline_state_machine_definition``: moto ignores ``DefinitionS3Location`` and
+   ``DefinitionSubstitutions``; the template's definition is inlined as ``Fn::Sub``.
+6. ``evaluate_cidr_functions``: moto's CloudFormation has no ``Fn::Cidr``; it is evaluated
+   here, before the template is handed over.
+7. ``mirror_state_machines``: with execution on, moto serves Step Functions from another
+   backend than the one CloudFormation created the state machines in, so they are invisible.
+   They are read with execution off and created again with it on (same name, definition, role).
+5. ``state_machine_rule_targets``: an EventBridge rule with a Step Functions target makes
+   moto's PutEvents fail (and retried calls duplicate deliveries). The local runtime swaps
+   such targets for an SQS queue and starts the execution from it (see local/launcher.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+_installed = False
+_install_lock = threading.Lock()
+
+# A Batch job's command, environment and id, run to completion: returns the exit code.
+JobRunner = Callable[["LocalJob"], int]
+
+
+@dataclass(frozen=True)
+class LocalJob:
+    """What the local runner needs of a Batch job."""
+
+    job_id: str
+    name: str
+    command: list[str]
+    environment: dict[str, str]
+    should_stop: Callable[[], bool]  # TerminateJob was called
+    on_start: Callable[[], None]  # the job got a slot and is RUNNING
+
+
+_runner: JobRunner | None = None
+
+
+# ---------------------------------------------------------------- 1. batch_parameter_casing
+def _batch_operation(action: str):  # botocore OperationModel
+    client = boto3.session.Session().client("batch", region_name="us-east-1")
+    api_name = client.meta.method_to_api_mapping.get(action, action[:1].upper() + action[1:])
+    return client.meta.service_model.operation_model(api_name)
+
+
+def _patch_batch_parameter_casing() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
+        StateTaskServiceBatch,
+    )
+
+    def _normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None):  # noqa: ANN001
+        action = service_action_name or self._get_boto_service_action()
+        self._to_boto_request(parameters, _batch_operation(action).input_shape)
+
+    def _normalise_response(self, response, boto_service_name=None, service_action_name=None):  # noqa: ANN001
+        action = service_action_name or self._get_boto_service_action()
+        self._from_boto_response(response, _batch_operation(action).output_shape)
+
+    original_eval = StateTaskServiceBatch._eval_service_task
+
+    def _eval_service_task(self, env, resource_runtime_part, normalised_parameters, state_credentials):  # noqa: ANN001
+        original_eval(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+        self._normalise_response(env.stack[-1])  # the submission output: JobId, JobName, JobArn
+
+    StateTaskServiceBatch._normalise_parameters = _normalise_parameters
+    StateTaskServiceBatch._normalise_response = _normalise_response
+    StateTaskServiceBatch._eval_service_task = _eval_service_task
+
+
+# ---------------------------------------------------------------- 2. batch_jobs_as_processes
+def _job_environment(job: Any) -> dict[str, str]:
+    definition_env = job.job_definition.container_properties.get("environment", [])
+    override_env = job.container_overrides.get("environment", [])
+    env = {e["name"]: e["value"] for e in definition_env}
+    env.update({e["name"]: e["value"] for e in override_env})
+    env["AWS_BATCH_JOB_ID"] = job.job_id
+    env["AWS_BATCH_JQ_NAME"] = job.job_queue.name
+    index = job.array_properties.get("index")
+    if index is not None:
+        env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(index)
+    return env
+
+
+def _patch_batch_jobs_as_processes() -> None:
+    from datetime import datetime
+
+    from moto.batch.models import Job
+    from moto.batch.utils import JobStatus
+
+    def run(self: Job) -> None:
+        try:
+            def started() -> None:
+                self.job_started_at = datetime.now()
+                self.status = JobStatus.RUNNING
+                self._start_attempt()
+
+            command = self._add_parameters_to_command(self._get_container_property("command", []))
+            local = LocalJob(self.job_id, self.job_name, list(command), _job_environment(self), lambda: self.stop, started)
+            self.status = JobStatus.RUNNABLE
+            assert _runner is not None, "moto_gaps.install() sets the job runner"
+            self.exit_code = _runner(local)
+            self._mark_stopped(success=self.exit_code == 0 and not self.stop)
+        except Exception as exc:  # a job must never hang SUBMITTED: fail it, say why
+            self.job_stopped_reason = f"local runner: {type(exc).__name__}: {exc}"
+            self._mark_stopped(success=False)
+
+    Job.run = run
+
+
+# ---------------------------------------------------------------- 3. array_parent_failure
+def _patch_array_parent_failure() -> None:
+    from datetime import datetime
+
+    from moto.batch.models import Job
+    from moto.batch.utils import JobStatus
+
+    original_describe = Job.describe
+
+    def describe(self: Job) -> dict[str, Any]:
+        children = self._child_jobs
+        if children and not self.job_stopped:
+            statuses = [c.status for c in children]
+            if all(s in (JobStatus.SUCCEEDED, JobStatus.FAILED) for s in statuses) and JobStatus.FAILED in statuses:
+                self.job_stopped = True
+                self.job_stopped_at = datetime.now()
+                self.job_stopped_reason = "one or more array children failed"
+                self.status = JobStatus.FAILED
+        return original_describe(self)
+
+    Job.describe = describe
+
+
+# ---------------------------------------------------------------- 4. inline_state_machine_definition
+def inline_state_machine_definition(template: dict[str, Any], template_dir: Path) -> dict[str, Any]:
+    """A copy of the template whose state machines carry their definition as ``Fn::Sub``."""
+    out = copy.deepcopy(template)
+    for resource in out.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::StepFunctions::StateMachine":
+            continue
+        props = resource["Properties"]
+        location = props.pop("DefinitionS3Location", None)
+        substitutions = props.pop("DefinitionSubstitutions", {})
+        if isinstance(location, str):
+            body = (template_dir / location).read_text()
+            json.loads(body)  # a broken ASL file fails here, by name, not deep inside moto
+            props["DefinitionString"] = {"Fn::Sub": [body, substitutions]}
+    return out
+
+
+# ---------------------------------------------------------------- 6. evaluate_cidr_functions
+def evaluate_cidr_functions(template: dict[str, Any], parameters: dict[str, str] | None = None) -> dict[str, Any]:
+    """A copy of the template with each ``Fn::Cidr`` replaced by its list of CIDRs.
+
+    The address block may be a literal or a ``Ref`` to a parameter (its value, else its default)."""
+    values = {name: p.get("Default") for name, p in template.get("Parameters", {}).items()}
+    values.update(parameters or {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, list):
+            return [resolve(x) for x in node]
+        if not isinstance(node, dict):
+            return node
+        if set(node) == {"Fn::Cidr"}:
+            block, count, host_bits = node["Fn::Cidr"]
+            if isinstance(block, dict):
+                block = values[block["Ref"]]
+            network = ipaddress.ip_network(block)
+            subnets = network.subnets(new_prefix=network.max_prefixlen - int(host_bits))
+            return [str(next(subnets)) for _ in range(int(count))]
+        return {k: resolve(v) for k, v in node.items()}
+
+    return resolve(copy.deepcopy(template))
+
+
+# ---------------------------------------------------------------- 5. state_machine_rule_targets
+def retarget_state_machine_rules(events: Any, bus: str, queue_arn: str) -> list[str]:
+    """Replace each Step Functions target on ``bus`` by the local launch queue; returns the rules."""
+    changed = []
+    for rule in events.list_rules(EventBusName=bus)["Rules"]:
+        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+        sfn = [t for t in targets if ":states:" in t["Arn"]]
+        if not sfn:
+            continue
+        events.remove_targets(Rule=rule["Name"], EventBusName=bus, Ids=[t["Id"] for t in sfn])
+        events.put_targets(
+            Rule=rule["Name"], EventBusName=bus, Targets=[{"Id": "local-launch", "Arn": queue_arn}]
+        )
+        changed.append(rule["Name"])
+    return changed
+
+
+# ---------------------------------------------------------------- 7. mirror_state_machines
+def mirror_state_machines(sfn: Any, set_execution: Callable[[bool], None]) -> list[str]:
+    """Make the stack's state machines visible to the executing backend; returns their ARNs."""
+    set_execution(False)
+    machines = []
+    for listed in sfn.list_state_machines()["stateMachines"]:
+        found = sfn.describe_state_machine(stateMachineArn=listed["stateMachineArn"])
+        machines.append((found["name"], found["definition"], found["roleArn"], found.get("type", "STANDARD")))
+    set_execution(True)
+    return [
+        sfn.create_state_machine(name=name, definition=definition, roleArn=role, type=kind)["stateMachineArn"]
+        for name, definition, role, kind in machines
+    ]
+
+
+def install(runner: JobRunner) -> None:
+    """Apply the in-process patches (1–3) once; ``runner`` runs each Batch job."""
+    global _installed, _runner
+    with _install_lock:
+        _runner = runner
+        if _installed:
+            return
+        _patch_batch_parameter_casing()
+        _patch_batch_jobs_as_processes()
+        _patch_array_parent_failure()
+        _installed = True

@@ -1,0 +1,112 @@
+"""Provision the stack from infra/template.yaml into the emulator, then check that every
+resource the code needs really exists (the emulator drops unsupported things silently)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from scengrid.aws import client
+from scengrid.local.cfn import load_template
+from scengrid.local.moto_gaps import (
+    evaluate_cidr_functions,
+    inline_state_machine_definition,
+    mirror_state_machines,
+)
+from scengrid.settings import Settings
+
+INFRA_DIR = Path(__file__).resolve().parents[3] / "infra"
+TEMPLATE = INFRA_DIR / "template.yaml"
+
+_OUTPUT_TO_SETTING = {
+    "BucketName": "bucket",
+    "RunsTableName": "runs_table",
+    "ShardsTableName": "shards_table",
+    "EventBusName": "event_bus",
+    "WorkQueueUrl": "work_queue_url",
+    "TrackerQueueUrl": "tracker_queue_url",
+    "StateMachineArn": "state_machine_arn",
+}
+
+
+class ProvisioningError(RuntimeError):
+    pass
+
+
+def provision(stack_name: str, endpoint_url: str, region: str, set_execution: Callable[[bool], None]) -> Settings:
+    """Create the stack and return the settings that point the services at it."""
+    if not TEMPLATE.is_file():
+        raise ProvisioningError(f"the template is not at {TEMPLATE}; run scengrid from a checkout of the repo")
+    template = evaluate_cidr_functions(inline_state_machine_definition(load_template(TEMPLATE), INFRA_DIR))
+    cfn = client("cloudformation")
+    with warnings.catch_warnings():
+        # The emulator skips resource types it does not model (bucket and queue policies);
+        # nothing the local runtime relies on is among them, and verify_resources checks that.
+        warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
+        logging.getLogger("moto.cloudformation").setLevel(logging.ERROR)
+        _create(cfn, stack_name, template)
+    mirror_state_machines(client("stepfunctions"), set_execution)
+    stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        raise ProvisioningError(f"stack {stack_name} ended {stack['StackStatus']}: {stack.get('StackStatusReason')}")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    missing = sorted(set(_OUTPUT_TO_SETTING) - set(outputs))
+    if missing:
+        raise ProvisioningError(f"stack outputs missing: {', '.join(missing)}")
+    values = {setting: outputs[key] for key, setting in _OUTPUT_TO_SETTING.items()}
+    settings = Settings(endpoint_url=endpoint_url, region=region, **values)
+    verify_resources(settings)
+    return settings
+
+
+def _create(cfn, stack_name: str, template: dict) -> None:  # noqa: ANN001
+    cfn.create_stack(
+        StackName=stack_name,
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": "EnvName", "ParameterValue": stack_name}],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+    )
+
+
+def verify_resources(settings: Settings) -> None:
+    """Look up, by name, everything the services use; raise naming whatever is missing."""
+    problems: list[str] = []
+
+    def check(what: str, call) -> None:  # noqa: ANN001
+        try:
+            call()
+        except Exception as exc:  # any lookup failure is a missing resource
+            problems.append(f"{what}: {exc}")
+
+    check("bucket", lambda: client("s3").head_bucket(Bucket=settings.bucket))
+    check("runs table", lambda: client("dynamodb").describe_table(TableName=settings.runs_table))
+    check("shards table", lambda: client("dynamodb").describe_table(TableName=settings.shards_table))
+    check("event bus", lambda: client("events").describe_event_bus(Name=settings.event_bus))
+    for name in ("work_queue_url", "tracker_queue_url"):
+        url = getattr(settings, name)
+        check(name, lambda url=url: _require_redrive(url))
+    check("state machine", lambda: _require_definition(settings.state_machine_arn))
+    rules = client("events").list_rules(EventBusName=settings.event_bus)["Rules"]
+    if len(rules) < 2:
+        problems.append(f"event rules: expected the tracker and run-requested rules, found {[r['Name'] for r in rules]}")
+    queues = client("batch").describe_job_queues()["jobQueues"]
+    if not queues:
+        problems.append("batch job queue: none")
+    if problems:
+        raise ProvisioningError("the provisioned stack is incomplete:\n  " + "\n  ".join(problems))
+
+
+def _require_redrive(queue_url: str) -> None:
+    attrs = client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])["Attributes"]
+    if "RedrivePolicy" not in attrs:
+        raise ProvisioningError("no dead-letter queue")
+
+
+def _require_definition(arn: str) -> None:
+    definition = client("stepfunctions").describe_state_machine(stateMachineArn=arn)["definition"]
+    states = json.loads(definition)["States"]
+    if "${" in definition or not states:
+        raise ProvisioningError("definition substitutions were not applied")

@@ -1,0 +1,80 @@
+"""The whole local stack: emulator, provisioned resources, Batch-as-processes, tracker and
+launcher threads. Use as a context manager; ``settings`` points at the stack."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from scengrid.aws import client
+from scengrid.local.batch_runner import LocalBatchRunner
+from scengrid.local.emulator import Emulator
+from scengrid.local.moto_gaps import install, retarget_state_machine_rules
+from scengrid.local.pollers import QueuePoller, launch_poller, tracker_poller
+from scengrid.local.provision import provision
+from scengrid.settings import Settings, cpu_count, use_settings
+
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "scengrid-local",
+    "AWS_SECRET_ACCESS_KEY": "scengrid-local",
+    "AWS_SESSION_TOKEN": "scengrid-local",
+}
+STACK_NAME = "scengrid"
+REGION = "us-east-1"
+
+
+class LocalStack:
+    def __init__(self, work_dir: Path | None = None, job_slots: int | None = None) -> None:
+        self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="scengrid-"))
+        self.job_slots = job_slots or cpu_count()
+        self.emulator = Emulator()
+        self.settings: Settings | None = None
+        self.runner: LocalBatchRunner | None = None
+        self._pollers: list[QueuePoller] = []
+        self.startup_s = 0.0
+
+    def __enter__(self) -> LocalStack:
+        started = time.perf_counter()
+        os.environ.update(LOCAL_CREDENTIALS)
+        os.environ["AWS_DEFAULT_REGION"] = REGION
+        self.emulator.start()
+        use_settings(Settings(endpoint_url=self.emulator.url, region=REGION))
+        self.settings = provision(STACK_NAME, self.emulator.url, REGION, self.emulator.set_state_machine_execution)
+        use_settings(self.settings)
+        self.runner = LocalBatchRunner(
+            slots=self.job_slots,
+            # one model process per worker: the local workers already share the cores
+            host_env={**self.settings.as_env(), **LOCAL_CREDENTIALS, "SCENGRID_WORKER_PROCESSES": "1"},
+            log_dir=self.work_dir / "jobs",
+        )
+        install(self.runner)
+        launch_url = self._launch_queue()
+        self._pollers = [
+            tracker_poller(self.settings.tracker_queue_url, REGION),
+            launch_poller(launch_url, self.settings.state_machine_arn),
+        ]
+        for poller in self._pollers:
+            poller.start()
+        self.startup_s = time.perf_counter() - started
+        return self
+
+    def _launch_queue(self) -> str:
+        assert self.settings is not None
+        sqs = client("sqs")
+        url = sqs.create_queue(QueueName=f"{STACK_NAME}-local-launch")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        retarget_state_machine_rules(client("events"), self.settings.event_bus, arn)
+        return url
+
+    @property
+    def tracker(self) -> QueuePoller:
+        return self._pollers[0]
+
+    def __exit__(self, *exc: object) -> None:
+        for poller in self._pollers:
+            poller.stop()
+        for poller in self._pollers:
+            poller.join(timeout=5)
+        self.emulator.stop()

@@ -1,0 +1,40 @@
+"""What a model is: prepared once per process, then evaluated on whole batches of scenarios."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FactorSet:
+    """The risk factors a model is shocked on, with the scenario generator's default vols."""
+
+    names: tuple[str, ...]
+    vols: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.names) != self.vols.shape[0]:
+            raise ValueError("one vol per factor is needed")
+
+
+class ScenarioModel(ABC):
+    """A vectorised model. Subclasses are registered by name under ``scengrid.models``.
+
+    ``__init__`` validates the params and prepares everything that does not depend on the
+    scenarios; ``evaluate`` takes a (n, F) array of factor shocks and returns per-scenario
+    columns, at least ``pnl``, each of length n. No per-scenario Python."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.params = dict(params)
+
+    @property
+    @abstractmethod
+    def factors(self) -> FactorSet: ...
+
+    @abstractmethod
+    def evaluate(self, shocks: np.ndarray) -> dict[str, np.ndarray]: ...

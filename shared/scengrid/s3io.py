@@ -1,0 +1,46 @@
+"""Reading and writing run objects (JSON and Parquet) in the run bucket."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from scengrid.aws import client
+from scengrid.settings import get_settings
+
+
+def put_json(key: str, payload: Any) -> None:
+    body = json.dumps(payload, separators=(",", ":"), default=str).encode()
+    client("s3").put_object(Bucket=get_settings().bucket, Key=key, Body=body, ContentType="application/json")
+
+
+def get_json(key: str) -> Any:
+    return json.loads(client("s3").get_object(Bucket=get_settings().bucket, Key=key)["Body"].read())
+
+
+def put_table(key: str, table: pa.Table) -> int:
+    """Write a Parquet object; returns its size in bytes."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    body = sink.getvalue()
+    client("s3").put_object(Bucket=get_settings().bucket, Key=key, Body=body)
+    return len(body)
+
+
+def get_table(key: str) -> pa.Table:
+    body = client("s3").get_object(Bucket=get_settings().bucket, Key=key)["Body"].read()
+    return pq.read_table(pa.BufferReader(body))
+
+
+def object_exists(key: str) -> bool:
+    try:
+        client("s3").head_object(Bucket=get_settings().bucket, Key=key)
+    except client("s3").exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True

@@ -1,0 +1,80 @@
+"""Configuration: one pydantic-settings model, read from ``SCENGRID_*`` variables."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the AWS resources are. On AWS the job definitions and the Lambda set these;
+    locally the runtime sets them from the stack it provisioned."""
+
+    model_config = SettingsConfigDict(env_prefix="SCENGRID_", extra="ignore")
+
+    endpoint_url: str | None = Field(None, description="AWS endpoint override (the local emulator)")
+    region: str = Field("us-east-1", description="AWS region")
+    bucket: str = Field("", description="bucket holding manifests, shard outputs and results")
+    runs_table: str = Field("", description="DynamoDB table of runs")
+    shards_table: str = Field("", description="DynamoDB table of shards")
+    event_bus: str = Field("", description="EventBridge bus name")
+    work_queue_url: str = Field("", description="SQS queue of shard work")
+    tracker_queue_url: str = Field("", description="SQS queue feeding the tracker")
+    state_machine_arn: str = Field("", description="run state machine")
+    worker_processes: int = Field(0, ge=0, description="model processes inside one worker; 0 = one per CPU")
+    worker_idle_polls: int = Field(2, ge=1, description="empty receives in a row before a worker stops")
+    collate_wait_s: float = Field(120.0, gt=0, description="how long the collator waits for the tracker")
+
+    def require(self, *names: str) -> None:
+        """Fail early, naming every missing setting, instead of a cryptic AWS error later."""
+        missing = [n for n in names if not getattr(self, n)]
+        if missing:
+            env = ", ".join(f"SCENGRID_{n.upper()}" for n in missing)
+            raise RuntimeError(f"scengrid is not configured: set {env}")
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as environment variables, for a child process or a container."""
+        return {
+            f"SCENGRID_{name.upper()}": str(value)
+            for name, value in self.model_dump().items()
+            if value not in (None, "")
+        }
+
+
+class JobEnv(BaseSettings):
+    """What a Batch job of a run receives through its container overrides."""
+
+    model_config = SettingsConfigDict(env_prefix="SCENGRID_", extra="ignore")
+
+    run_id: str = Field(min_length=1)
+
+
+class BatchEnv(BaseSettings):
+    """Variables AWS Batch sets in every job container."""
+
+    model_config = SettingsConfigDict(env_prefix="AWS_BATCH_", extra="ignore")
+
+    job_id: str = "local"
+    job_array_index: int | None = None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (the task's vCPUs on Fargate)."""
+    return len(os.sched_getaffinity(0))
+
+
+def use_settings(settings: Settings) -> None:
+    """Point this process (and the children it starts) at ``settings``."""
+    from scengrid.aws import reset_clients
+
+    os.environ.update(settings.as_env())
+    get_settings.cache_clear()
+    reset_clients()

@@ -1,0 +1,88 @@
+"""The tracker's tables as readers see them: run and shard status, one GetItem per poll."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+from pydantic import BaseModel, ConfigDict
+
+from scengrid.aws import client
+from scengrid.settings import get_settings
+
+
+class Status(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+
+
+_deserializer = TypeDeserializer()
+
+FINAL = frozenset({Status.COMPLETE, Status.FAILED})
+
+
+class RunRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str
+    status: Status = Status.PENDING
+    scenarios: int = 0
+    shards_total: int = 0
+    shards_done: int = 0
+    shards_failed: int = 0
+    duplicates: int = 0
+    created_at: str | None = None
+    updated_at: str | None = None
+    summary_key: str | None = None
+    pnl_key: str | None = None
+    reason: str | None = None
+    failed_shards: list[str] = []
+
+
+class ShardRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str
+    shard_id: str
+    status: Status
+    attempt: int = 1
+    start: int | None = None
+    count: int | None = None
+    output_key: str | None = None
+    rows: int | None = None
+    duration_s: float | None = None
+    task_id: str | None = None
+    error: str | None = None
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as plain Python values (numbers as int or float, not Decimal)."""
+    out: dict[str, Any] = {}
+    for name, typed in item.items():
+        value = _deserializer.deserialize(typed)
+        if isinstance(value, Decimal):
+            value = int(value) if value == value.to_integral_value() else float(value)
+        out[name] = value
+    return out
+
+
+def read_run(run_id: str) -> RunRecord | None:
+    item = client("dynamodb").get_item(
+        TableName=get_settings().runs_table, Key={"run_id": {"S": run_id}}, ConsistentRead=True
+    ).get("Item")
+    return RunRecord.model_validate(_from_item(item)) if item else None
+
+
+def read_shards(run_id: str) -> list[ShardRecord]:
+    paginator = client("dynamodb").get_paginator("query")
+    pages = paginator.paginate(
+        TableName=get_settings().shards_table,
+        KeyConditionExpression="run_id = :r",
+        ExpressionAttributeValues={":r": {"S": run_id}},
+        ConsistentRead=True,
+    )
+    return [ShardRecord.model_validate(_from_item(item)) for page in pages for item in page["Items"]]
