@@ -40,6 +40,7 @@ def _(event: ShardDone, store: RunStore) -> bool:
             "output_key": event.output_key,
             "rows": event.rows,
             "duration_s": event.duration_s,
+            "eval_s": event.eval_s,
             "task_id": event.task_id,
         },
     )

@@ -89,6 +89,7 @@ class Worker:
         except Exception as exc:  # the model is user code: any failure fails the shard attempt
             self._fail(work, attempt, exc)
             return
+        evaluated = time.perf_counter() - started
         key = layout.shard_key(work.run_id, work.shard_id)
         table = results_table(work.start, columns)
         s3io.put_table(key, table)
@@ -102,6 +103,7 @@ class Worker:
                     output_key=key,
                     rows=table.num_rows,
                     duration_s=round(duration, 6),
+                    eval_s=round(evaluated, 6),
                     task_id=self.task_id,
                 )
             ],

@@ -54,7 +54,8 @@ class ShardDone(ShardEvent):
     detail_type: ClassVar[str] = "shard-done"
     output_key: str
     rows: int = Field(ge=0)
-    duration_s: float = Field(ge=0)
+    duration_s: float = Field(ge=0, description="evaluation plus writing the output")
+    eval_s: float = Field(0.0, ge=0, description="generating scenarios and evaluating the model")
     task_id: str
 
 

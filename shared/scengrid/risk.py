@@ -20,14 +20,19 @@ class RiskSummary(BaseModel):
     worst: list[dict[str, float | int]]
 
 
+def _tail(level: float) -> float:
+    """1 - level as the probability a user writes (0.01 for 0.99, not 0.010000000000000009)."""
+    return round(1.0 - level, 12)
+
+
 def value_at_risk(pnl: np.ndarray, level: float) -> float:
     """Loss not exceeded with probability ``level``: minus numpy's (linear) quantile at 1 - level."""
-    return float(-np.quantile(pnl, 1.0 - level))
+    return float(-np.quantile(pnl, _tail(level)))
 
 
 def expected_shortfall(pnl: np.ndarray, level: float) -> float:
     """Mean loss over the worst ceil((1 - level) * n) scenarios."""
-    k = max(1, math.ceil((1.0 - level) * pnl.shape[0] - 1e-9))
+    k = max(1, math.ceil(_tail(level) * pnl.shape[0] - 1e-9))
     tail = np.partition(pnl, k - 1)[:k]
     return float(-tail.mean())
 

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     state_machine_arn: str = Field("", description="run state machine")
     worker_processes: int = Field(0, ge=0, description="model processes inside one worker; 0 = one per CPU")
     worker_idle_polls: int = Field(2, ge=1, description="empty receives in a row before a worker stops")
+    log_file: str | None = Field(None, description="write service logs to this file instead of stdout")
     collate_wait_s: float = Field(120.0, gt=0, description="how long the collator waits for the tracker")
 
     def require(self, *names: str) -> None:

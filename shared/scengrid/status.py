@@ -55,6 +55,7 @@ class ShardRecord(BaseModel):
     output_key: str | None = None
     rows: int | None = None
     duration_s: float | None = None
+    eval_s: float | None = None
     task_id: str | None = None
     error: str | None = None
 

@@ -9,8 +9,9 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
 2. ``batch_jobs_as_processes``: without Docker, moto's Batch cannot run a job. Each job runs
    its real command as a local process, with the environment AWS Batch would set, and its
    real exit status decides SUCCEEDED or FAILED.
-3. ``array_parent_failure``: an array parent whose child failed stays SUBMITTED forever in
-   moto; it becomes FAILED once every child has stopped and one failed, as on AWS.
+3. ``job_description``: an array parent whose child failed stays SUBMITTED forever in moto;
+   it becomes FAILED once every child has stopped and one failed, as on AWS. DescribeJobs of
+   a container job also drops the exit code; it is put back in ``container.exitCode``.
 4. ``inline_state_machine_definition``: moto ignores ``DefinitionS3Location`` and
    ``DefinitionSubstitutions``; the template's definition is inlined as ``Fn::Sub``.
 6. ``evaluate_cidr_functions``: moto's CloudFormation has no ``Fn::Cidr``; it is evaluated
@@ -129,8 +130,8 @@ def _patch_batch_jobs_as_processes() -> None:
     Job.run = run
 
 
-# ---------------------------------------------------------------- 3. array_parent_failure
-def _patch_array_parent_failure() -> None:
+# ---------------------------------------------------------------- 3. job_description
+def _patch_job_description() -> None:
     from datetime import datetime
 
     from moto.batch.models import Job
@@ -147,7 +148,10 @@ def _patch_array_parent_failure() -> None:
                 self.job_stopped_at = datetime.now()
                 self.job_stopped_reason = "one or more array children failed"
                 self.status = JobStatus.FAILED
-        return original_describe(self)
+        described = original_describe(self)
+        if self.exit_code is not None and isinstance(described.get("container"), dict):
+            described["container"]["exitCode"] = self.exit_code
+        return described
 
     Job.describe = describe
 
@@ -235,5 +239,5 @@ def install(runner: JobRunner) -> None:
             return
         _patch_batch_parameter_casing()
         _patch_batch_jobs_as_processes()
-        _patch_array_parent_failure()
+        _patch_job_description()
         _installed = True

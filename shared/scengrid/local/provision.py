@@ -46,7 +46,7 @@ def provision(stack_name: str, endpoint_url: str, region: str, set_execution: Ca
         # The emulator skips resource types it does not model (bucket and queue policies);
         # nothing the local runtime relies on is among them, and verify_resources checks that.
         warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
-        logging.getLogger("moto.cloudformation").setLevel(logging.ERROR)
+        logging.getLogger("moto").setLevel(logging.ERROR)
         _create(cfn, stack_name, template)
     mirror_state_machines(client("stepfunctions"), set_execution)
     stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]

@@ -42,11 +42,18 @@ class LocalStack:
         self.emulator.start()
         use_settings(Settings(endpoint_url=self.emulator.url, region=REGION))
         self.settings = provision(STACK_NAME, self.emulator.url, REGION, self.emulator.set_state_machine_execution)
+        # in-process services (the tracker) log to a file; job processes log to their own files
+        self.settings = self.settings.model_copy(update={"log_file": str(self.work_dir / "services.log")})
         use_settings(self.settings)
         self.runner = LocalBatchRunner(
             slots=self.job_slots,
             # one model process per worker: the local workers already share the cores
-            host_env={**self.settings.as_env(), **LOCAL_CREDENTIALS, "SCENGRID_WORKER_PROCESSES": "1"},
+            host_env={
+                **self.settings.as_env(),
+                **LOCAL_CREDENTIALS,
+                "SCENGRID_LOG_FILE": "",  # a job logs to stdout, which the runner keeps per job
+                "SCENGRID_WORKER_PROCESSES": "1",
+            },
             log_dir=self.work_dir / "jobs",
         )
         install(self.runner)

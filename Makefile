@@ -1,0 +1,44 @@
+# scengrid developer commands. Each target sets up what it needs (.venv via uv) by itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+RUN := $(UV) run --frozen --no-sync
+
+.PHONY: help venv demo test test-fast lint schemas bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml shared/pyproject.toml uv.lock
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+venv: $(VENV)/.synced ## create .venv with the locked dependencies
+
+demo: venv ## run the whole pipeline locally (SCENARIOS=N to change the size)
+	$(RUN) scengrid demo $(if $(SCENARIOS),--scenarios $(SCENARIOS),)
+
+test: venv ## unit, integration and end-to-end tests, plus lint of the template
+	$(RUN) pytest -q
+
+test-fast: venv ## unit tests only
+	$(RUN) pytest -q tests/unit
+
+lint: venv ## cfn-lint the template
+	$(RUN) cfn-lint infra/template.yaml
+
+schemas: venv ## regenerate infra/schemas/ from the event models
+	$(RUN) python -m scengrid.schemas --write
+
+bench: venv ## benchmarks (JSON on stdout)
+	$(RUN) python tests/bench/bench_kernel.py
+
+clean: ## remove the virtualenvs and local results
+	rm -rf $(VENV) $(TOOLS) runs .pytest_cache

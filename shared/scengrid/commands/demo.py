@@ -1,0 +1,112 @@
+"""``scengrid demo``: one run of the whole pipeline on the embedded emulator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from scengrid.spec import GeneratedScenarios, ModelRef, RunSpec
+from scengrid.status import RunRecord, Status
+
+DEFAULT_SCENARIOS = 100_000
+DEFAULT_MODEL = "linear"
+
+EXAMPLES = """examples:
+  scengrid demo                                  # 100,000 scenarios, default model
+  scengrid demo --scenarios 1000000 --workers 4  # a million, four local workers
+  scengrid demo --scenarios 20000 --shard-size 5000 --json | tail -1 | jq .var_99
+"""
+
+
+def _shard_size(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        size = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("give a positive number of scenarios per shard, or 'auto'") from None
+    if size <= 0:
+        raise argparse.ArgumentTypeError("the shard size must be positive")
+    return size
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the whole pipeline locally on the embedded AWS emulator",
+        description="Start the embedded emulator, provision infra/template.yaml into it, run one "
+        "scenario run through the state machine with local worker processes, and print the risk summary.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--scenarios", type=int, default=DEFAULT_SCENARIOS, help="number of scenarios (default %(default)s)")
+    parser.add_argument("--shard-size", type=_shard_size, default="auto", help="scenarios per shard, or auto (default)")
+    parser.add_argument("--workers", type=int, default=2, help="worker tasks (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=42, help="scenario generator seed (default %(default)s)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="registered model name (default %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("runs"), help="where results are copied (default ./runs)")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the run (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scengrid.local.demo import run_on_stack
+    from scengrid.local.stack import LocalStack
+
+    err = Console(stderr=True)
+    spec = RunSpec(
+        model=ModelRef(name=args.model),
+        scenarios=GeneratedScenarios(count=args.scenarios, seed=args.seed),
+        shard_size=args.shard_size,
+        workers=args.workers,
+    )
+    err.print(
+        f"[bold]scengrid demo[/]: {spec.scenarios.count:,} scenarios, {spec.shard_count()} shards of "
+        f"{spec.resolved_shard_size():,}, {spec.workers} workers, model [cyan]{spec.model.name}[/]"
+    )
+    with err.status("starting the embedded AWS emulator and provisioning infra/template.yaml…"):
+        stack = LocalStack(job_slots=None).__enter__()
+    try:
+        err.print(f"stack ready in {stack.startup_s:.1f}s (emulator at {stack.emulator.url}; job logs in {stack.work_dir})")
+        progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[state]}"),
+            TimeElapsedColumn(), console=err, transient=False,
+        )
+        with progress:
+            task = progress.add_task("shards", total=spec.shard_count(), state="PENDING")
+
+            def show(record: RunRecord) -> None:
+                failed = f", {record.shards_failed} failed" if record.shards_failed else ""
+                progress.update(task, total=record.shards_total or None, completed=record.shards_done, state=f"{record.status.value}{failed}")
+
+            outcome = run_on_stack(stack, spec, args.out, args.timeout, show)
+    finally:
+        stack.__exit__(None, None, None)
+    if outcome.record.status is Status.COMPLETE:
+        _print_summary(err if args.json else Console(), outcome.as_json())
+    else:
+        err.print(f"[red]run {outcome.run_id} {outcome.record.status.value}[/]: {outcome.record.reason or outcome.execution_status}")
+        err.print(f"job logs: {stack.work_dir / 'jobs'}")
+    if args.json:
+        sys.stdout.write(json.dumps(outcome.as_json()) + "\n")
+    return 0 if outcome.record.status is Status.COMPLETE else 1
+
+
+def _print_summary(console: Console, result: dict) -> None:
+    table = Table(title=f"run {result['run_id']}: {result['status']}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for label, key in (("scenarios", "scenarios"), ("shards", "shards")):
+        table.add_row(label, f"{result[key]:,}")
+    for label, key in (("VaR 95%", "var_95"), ("VaR 99%", "var_99"), ("ES 97.5%", "es_975"), ("mean P&L", "mean"), ("std P&L", "std")):
+        table.add_row(label, f"{result[key]:,.2f}")
+    table.add_row("wall time", f"{result['wall_s']:.1f} s")
+    table.add_row("results", str(result["results_dir"]))
+    console.print(table)

@@ -1,0 +1,104 @@
+"""A whole run on the local stack: submit, watch the runs item, collect the results."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scengrid.aws import client
+from scengrid.local.pollers import execution_arn
+from scengrid.local.results import copy_results, shard_seconds, stage_seconds
+from scengrid.local.stack import LocalStack
+from scengrid.runs import submit_run
+from scengrid.s3io import get_json
+from scengrid.spec import RunSpec
+from scengrid.status import FINAL, RunRecord, Status, read_run
+
+POLL_S = 0.25
+EXECUTION_FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    record: RunRecord
+    execution_arn: str
+    execution_status: str
+    wall_s: float
+    results_dir: Path | None
+    summary: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        s = self.summary
+        return {
+            "run_id": self.run_id,
+            "status": self.record.status.value,
+            "scenarios": self.record.scenarios,
+            "shards": self.record.shards_total,
+            "shards_done": self.record.shards_done,
+            "shards_failed": self.record.shards_failed,
+            "var_95": s.get("var_95"),
+            "var_99": s.get("var_99"),
+            "es_975": s.get("es_975"),
+            "mean": s.get("mean"),
+            "std": s.get("std"),
+            "wall_s": round(self.wall_s, 3),
+            "execution_arn": self.execution_arn,
+            "execution_status": self.execution_status,
+            "results_dir": str(self.results_dir) if self.results_dir else None,
+            "reason": self.record.reason,
+            "timings": self.timings,
+        }
+
+
+class RunTimeout(RuntimeError):
+    pass
+
+
+def watch_run(
+    run_id: str, arn: str, timeout_s: float, on_progress: Callable[[RunRecord], None]
+) -> tuple[RunRecord, str]:
+    """Poll the runs item (one GetItem) until the run and its execution are both final."""
+    sfn = client("stepfunctions")
+    deadline = time.monotonic() + timeout_s
+    execution_status = "PENDING"
+    while time.monotonic() < deadline:
+        record = read_run(run_id)
+        if record is not None:
+            on_progress(record)
+        if execution_status not in EXECUTION_FINAL:
+            try:
+                execution_status = sfn.describe_execution(executionArn=arn)["status"]
+            except sfn.exceptions.ExecutionDoesNotExist:
+                pass
+        if record is not None and record.status in FINAL and execution_status in EXECUTION_FINAL:
+            return record, execution_status
+        time.sleep(POLL_S)
+    raise RunTimeout(f"run {run_id} did not finish within {timeout_s:.0f}s (see scengrid job logs)")
+
+
+def run_on_stack(
+    stack: LocalStack,
+    spec: RunSpec,
+    out_dir: Path | None,
+    timeout_s: float,
+    on_progress: Callable[[RunRecord], None] = lambda r: None,
+) -> RunOutcome:
+    assert stack.settings is not None
+    started = time.perf_counter()
+    run_id = submit_run(spec)
+    arn = execution_arn(stack.settings.state_machine_arn, run_id)
+    record, execution_status = watch_run(run_id, arn, timeout_s, on_progress)
+    wall = time.perf_counter() - started
+    summary: dict[str, Any] = {}
+    results_dir = None
+    if record.status is Status.COMPLETE and record.summary_key:
+        summary = get_json(record.summary_key)
+        if out_dir is not None:
+            results_dir = copy_results(run_id, out_dir)
+    timings = {"stack_startup_s": round(stack.startup_s, 3), "stages_s": stage_seconds(arn), **shard_seconds(run_id)}
+    return RunOutcome(run_id, record, arn, execution_status, wall, results_dir, summary, timings)

@@ -1,0 +1,58 @@
+"""What a finished local run leaves for its user: results copied out of the emulator, and
+where the time went (from the execution history and the shards table)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from scengrid import layout
+from scengrid.aws import client
+from scengrid.settings import get_settings
+from scengrid.status import read_shards
+
+STAGES = ("Shard", "Evaluate", "Collate")
+
+
+def copy_results(run_id: str, out_dir: Path) -> Path:
+    """Download ``runs/<id>/results/*`` to ``out_dir/<run_id>/``; returns that folder."""
+    target = out_dir / run_id
+    target.mkdir(parents=True, exist_ok=True)
+    s3 = client("s3")
+    bucket = get_settings().bucket
+    prefix = layout.results_prefix(run_id)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            s3.download_file(bucket, obj["Key"], str(target / obj["Key"][len(prefix) :]))
+    return target
+
+
+def stage_seconds(execution_arn: str) -> dict[str, float]:
+    """Wall seconds of each stage of the state machine, from its history."""
+    history = client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    entered: dict[str, datetime] = {}
+    out: dict[str, float] = {}
+    for event in history:
+        details = event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails")
+        if not details or details["name"] not in STAGES:
+            continue
+        if event["type"].endswith("StateEntered"):
+            entered[details["name"]] = event["timestamp"]
+        elif details["name"] in entered:
+            out[details["name"]] = (event["timestamp"] - entered[details["name"]]).total_seconds()
+    return out
+
+
+def state_names(execution_arn: str) -> list[str]:
+    """The states the execution entered, in order."""
+    history = client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+
+
+def shard_seconds(run_id: str) -> dict[str, Any]:
+    """Summed worker time: evaluating the model vs writing the output and reporting."""
+    shards = read_shards(run_id)
+    kernel = sum(s.eval_s or 0.0 for s in shards)
+    total = sum(s.duration_s or 0.0 for s in shards)
+    return {"kernel_s": round(kernel, 3), "output_io_s": round(total - kernel, 3), "shards": len(shards)}

@@ -1,0 +1,161 @@
+"""Probes of plain, unpatched moto: each one observes a hole that scengrid.local.moto_gaps
+works round. Run as a script in a fresh process (so no patch is installed); writes JSON
+{probe: observation} to the file named by its argument. tests/integration/test_moto_gaps.py asserts on the observations."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+import boto3
+from moto import mock_aws
+
+REGION = "us-east-1"
+ROLE = "arn:aws:iam::123456789012:role/sfn"
+PROBES: dict[str, Callable[[], object]] = {}
+
+
+def probe(fn: Callable[[], object]) -> Callable[[], object]:
+    PROBES[fn.__name__] = fn
+    return fn
+
+
+def _batch_queue_and_definition(batch, iam, command: list[str]) -> tuple[str, str]:  # noqa: ANN001
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+    sg = ec2.create_security_group(GroupName="g", Description="g", VpcId=vpc)["GroupId"]
+    role = iam.create_role(RoleName="batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    env = batch.create_compute_environment(
+        computeEnvironmentName="probe-env", type="MANAGED", serviceRole=role,
+        computeResources={"type": "FARGATE", "maxvCpus": 4, "subnets": [subnet], "securityGroupIds": [sg]},
+    )["computeEnvironmentArn"]
+    queue = batch.create_job_queue(jobQueueName="probe-queue", state="ENABLED", priority=1, computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}])["jobQueueArn"]
+    definition = batch.register_job_definition(
+        jobDefinitionName="probe-def", type="container", platformCapabilities=["FARGATE"],
+        containerProperties={"image": "x", "command": command, "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}]},
+    )["jobDefinitionArn"]
+    return queue, definition
+
+
+def _wait_job(batch, job_id: str, seconds: float = 8.0) -> str:  # noqa: ANN001
+    deadline = time.monotonic() + seconds
+    status = "?"
+    while time.monotonic() < deadline:
+        status = batch.describe_jobs(jobs=[job_id])["jobs"][0]["status"]
+        if status in ("SUCCEEDED", "FAILED"):
+            break
+        time.sleep(0.25)
+    return status
+
+
+@probe
+def batch_submit_job_sync_casing() -> object:
+    """The interpreter passes PascalCase Batch parameters through: the task fails on 'JobName'."""
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "batch": {"use_docker": False}}):
+        batch, iam = boto3.client("batch", region_name=REGION), boto3.client("iam", region_name=REGION)
+        queue, definition = _batch_queue_and_definition(batch, iam, ["true"])
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        asl = {"StartAt": "J", "States": {"J": {"Type": "Task", "Resource": "arn:aws:states:::batch:submitJob.sync",
+               "Parameters": {"JobName": "probe-job", "JobQueue": queue, "JobDefinition": definition}, "End": True}}}
+        arn = sfn.create_state_machine(name="m", definition=json.dumps(asl), roleArn=ROLE)["stateMachineArn"]
+        ex = sfn.start_execution(stateMachineArn=arn, name="e")["executionArn"]
+        for _ in range(40):
+            described = sfn.describe_execution(executionArn=ex)
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.25)
+        return {"status": described["status"], "error": described.get("error"), "cause": described.get("cause", "")[:300]}
+
+
+@probe
+def batch_job_without_docker() -> object:
+    """With the default Batch backend and no Docker engine, a job that would exit 0 FAILS."""
+    with mock_aws():
+        batch, iam = boto3.client("batch", region_name=REGION), boto3.client("iam", region_name=REGION)
+        queue, definition = _batch_queue_and_definition(batch, iam, ["true"])
+        job = batch.submit_job(jobName="probe-job", jobQueue=queue, jobDefinition=definition)["jobId"]
+        return {"status": _wait_job(batch, job)}
+
+
+@probe
+def array_parent_after_child_failure() -> object:
+    """An array parent whose children all FAILED does not become FAILED."""
+    with mock_aws():
+        batch, iam = boto3.client("batch", region_name=REGION), boto3.client("iam", region_name=REGION)
+        queue, definition = _batch_queue_and_definition(batch, iam, ["false"])
+        job = batch.submit_job(jobName="probe-job", jobQueue=queue, jobDefinition=definition, arrayProperties={"size": 2})["jobId"]
+        children = [_wait_job(batch, f"{job}:{i}") for i in range(2)]
+        return {"children": children, "parent": batch.describe_jobs(jobs=[job])["jobs"][0]["status"]}
+
+
+@probe
+def state_machine_definition_s3_location() -> object:
+    """DefinitionS3Location and DefinitionSubstitutions are ignored: the definition is empty."""
+    template = {"Resources": {"M": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+        "StateMachineName": "m", "RoleArn": ROLE, "DefinitionS3Location": "statemachine/run.asl.json",
+        "DefinitionSubstitutions": {"X": "y"}}}}}
+    with mock_aws():
+        boto3.client("cloudformation", region_name=REGION).create_stack(StackName="s", TemplateBody=json.dumps(template))
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        arn = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+        return {"definition": sfn.describe_state_machine(stateMachineArn=arn)["definition"]}
+
+
+@probe
+def fn_cidr() -> object:
+    """CloudFormation's Fn::Cidr is not implemented."""
+    template = {"Resources": {"V": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.1.0.0/16"}},
+                "S": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "V"},
+                      "CidrBlock": {"Fn::Select": [0, {"Fn::Cidr": ["10.1.0.0/16", 2, 12]}]}}}}}
+    with mock_aws():
+        try:
+            boto3.client("cloudformation", region_name=REGION).create_stack(StackName="s", TemplateBody=json.dumps(template))
+        except Exception as exc:
+            return {"created": False, "error": type(exc).__name__}
+        return {"created": True}
+
+
+@probe
+def rule_with_state_machine_target() -> object:
+    """PutEvents matching a rule with a Step Functions target fails in the emulator."""
+    with mock_aws():
+        events = boto3.client("events", region_name=REGION)
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        arn = sfn.create_state_machine(name="m", definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}), roleArn=ROLE)["stateMachineArn"]
+        events.put_rule(Name="r", EventPattern=json.dumps({"source": ["x"]}))
+        events.put_targets(Rule="r", Targets=[{"Id": "sm", "Arn": arn, "RoleArn": ROLE}])
+        try:
+            events.put_events(Entries=[{"Source": "x", "DetailType": "d", "Detail": "{}"}])
+        except Exception as exc:
+            return {"put_events": "raised", "error": type(exc).__name__}
+        return {"put_events": "ok", "executions": len(sfn.list_executions(stateMachineArn=arn)["executions"])}
+
+
+@probe
+def cloudformation_state_machine_with_execution_on() -> object:
+    """With execution on, a state machine made by CloudFormation is not visible to the API."""
+    template = {"Resources": {"M": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+        "StateMachineName": "m", "RoleArn": ROLE,
+        "DefinitionString": json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})}}}}
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        boto3.client("cloudformation", region_name=REGION).create_stack(StackName="s", TemplateBody=json.dumps(template))
+        return {"listed": len(boto3.client("stepfunctions", region_name=REGION).list_state_machines()["stateMachines"])}
+
+
+def main() -> None:
+    results = {}
+    for name, fn in PROBES.items():
+        try:
+            results[name] = fn()
+        except Exception:
+            results[name] = {"probe_error": traceback.format_exc(limit=3)}
+    with open(sys.argv[1], "w") as out:  # moto prints to stdout itself: the results go to a file
+        json.dump(results, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Each workaround in scengrid.local.moto_gaps exists because of a hole in moto. The first
+test of each pair shows the hole in plain moto (run in a fresh process, with no patch); when
+moto closes it, that test fails and the workaround can go. The second shows the workaround."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scengrid.aws import client
+from scengrid.local.moto_gaps import evaluate_cidr_functions, inline_state_machine_definition
+
+PROBES = Path(__file__).with_name("moto_probes.py")
+
+
+@pytest.fixture(scope="module")
+def plain_moto(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("probes") / "observed.json"
+    subprocess.run([sys.executable, str(PROBES), str(out)], check=True, capture_output=True, timeout=300)
+    observed = json.loads(out.read_text())
+    errors = {k: v["probe_error"] for k, v in observed.items() if isinstance(v, dict) and "probe_error" in v}
+    assert not errors, errors
+    return observed
+
+
+def test_hole_batch_parameters_reach_botocore_in_pascal_case(plain_moto: dict) -> None:
+    seen = plain_moto["batch_submit_job_sync_casing"]
+    assert seen["status"] == "FAILED" and seen["error"] == "States.Runtime" and "'JobName'" in seen["cause"]
+
+
+def test_hole_batch_jobs_fail_without_docker(plain_moto: dict) -> None:
+    assert plain_moto["batch_job_without_docker"]["status"] == "FAILED"
+
+
+def test_hole_array_parent_never_fails(plain_moto: dict) -> None:
+    seen = plain_moto["array_parent_after_child_failure"]
+    assert seen["children"] == ["FAILED", "FAILED"] and seen["parent"] not in ("FAILED", "SUCCEEDED")
+
+
+def test_hole_definition_s3_location_is_dropped(plain_moto: dict) -> None:
+    assert plain_moto["state_machine_definition_s3_location"]["definition"] == ""
+
+
+def test_hole_fn_cidr_is_missing(plain_moto: dict) -> None:
+    assert plain_moto["fn_cidr"]["created"] is False
+
+
+def test_hole_rule_with_state_machine_target_breaks_put_events(plain_moto: dict) -> None:
+    assert plain_moto["rule_with_state_machine_target"]["put_events"] == "raised"
+
+
+def test_hole_cloudformation_state_machines_are_invisible_with_execution_on(plain_moto: dict) -> None:
+    assert plain_moto["cloudformation_state_machine_with_execution_on"]["listed"] == 0
+
+
+# ---------------------------------------------------------------- the workarounds
+def test_cidr_functions_are_evaluated_from_parameter_defaults() -> None:
+    template = {
+        "Parameters": {"Cidr": {"Type": "String", "Default": "10.42.0.0/16"}},
+        "Resources": {"S": {"Properties": {"CidrBlock": {"Fn::Select": [1, {"Fn::Cidr": [{"Ref": "Cidr"}, 3, 12]}]}}}},
+    }
+    out = evaluate_cidr_functions(template)
+    assert out["Resources"]["S"]["Properties"]["CidrBlock"]["Fn::Select"][1] == ["10.42.0.0/20", "10.42.16.0/20", "10.42.32.0/20"]
+    assert "Fn::Cidr" in json.dumps(template)  # the input is left alone
+
+
+def test_definition_is_inlined_with_its_substitutions(tmp_path: Path) -> None:
+    (tmp_path / "m.asl.json").write_text('{"StartAt": "${First}", "States": {}}')
+    template = {"Resources": {"M": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+        "DefinitionS3Location": "m.asl.json", "DefinitionSubstitutions": {"First": {"Ref": "X"}}}}}}
+    props = inline_state_machine_definition(template, tmp_path)["Resources"]["M"]["Properties"]
+    assert props == {"DefinitionString": {"Fn::Sub": ['{"StartAt": "${First}", "States": {}}', {"First": {"Ref": "X"}}]}}
+
+
+def test_state_machine_rules_target_the_local_launch_queue(local_stack) -> None:  # noqa: ANN001
+    events = client("events")
+    bus = local_stack.settings.event_bus
+    arns = [
+        t["Arn"]
+        for r in events.list_rules(EventBusName=bus)["Rules"]
+        for t in events.list_targets_by_rule(Rule=r["Name"], EventBusName=bus)["Targets"]
+    ]
+    assert not [a for a in arns if ":states:" in a]
+    assert any(a.endswith("-local-launch") for a in arns)
+
+
+def test_batch_jobs_run_their_command_with_the_batch_environment(local_stack) -> None:  # noqa: ANN001
+    """Each array child exits with its AWS_BATCH_JOB_ARRAY_INDEX: 0 succeeds, 1 fails, so the
+    parent fails; a failing child's real exit code is reported."""
+    batch = client("batch")
+    queue = batch.describe_job_queues()["jobQueues"][0]["jobQueueArn"]
+    definition = batch.register_job_definition(
+        jobDefinitionName="exit-with-index",
+        type="container",
+        platformCapabilities=["FARGATE"],
+        containerProperties={
+            "image": "local",
+            "command": ["python", "-c", "import os, sys; sys.exit(int(os.environ['AWS_BATCH_JOB_ARRAY_INDEX']))"],
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
+        },
+    )["jobDefinitionArn"]
+    parent = batch.submit_job(jobName="exit-with-index", jobQueue=queue, jobDefinition=definition, arrayProperties={"size": 2})["jobId"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = batch.describe_jobs(jobs=[parent])["jobs"][0]
+        if job["status"] in ("SUCCEEDED", "FAILED"):
+            break
+        time.sleep(0.2)
+    children = batch.describe_jobs(jobs=[f"{parent}:0", f"{parent}:1"])["jobs"]
+    assert [c["status"] for c in children] == ["SUCCEEDED", "FAILED"]
+    assert children[1]["container"]["exitCode"] == 1
+    assert job["status"] == "FAILED"

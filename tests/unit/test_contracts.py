@@ -1,0 +1,64 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from scengrid import layout
+from scengrid.errors import UnknownModel
+from scengrid.events import EVENT_TYPES, ShardDone, entry_for, parse_envelope
+from scengrid.models import available_models, load_model
+from scengrid.schemas import stale_schemas
+from scengrid.work import MAX_ARRAY_CHILDREN, plan_worker_groups
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_event_schemas_in_infra_match_the_models() -> None:
+    assert stale_schemas() == [], "run `make schemas`"
+
+
+def test_every_event_type_has_a_schema_file() -> None:
+    assert {p.stem for p in (ROOT / "infra" / "schemas").glob("*.json")} == set(EVENT_TYPES)
+
+
+def test_envelope_round_trip_without_account() -> None:
+    event = ShardDone(run_id="r1", shard_id="000001", output_key="k", rows=5, duration_s=0.1, task_id="t")
+    entry = entry_for(event, "worker")
+    body = {"id": "1", "source": entry["Source"], "detail-type": entry["DetailType"], "detail": json.loads(entry["Detail"])}
+    assert parse_envelope(json.dumps(body)) == event
+
+
+def test_foreign_events_are_rejected() -> None:
+    body = {"id": "1", "source": "aws.s3", "detail-type": "shard-done", "detail": {}}
+    with pytest.raises(ValueError, match="not a scengrid event"):
+        parse_envelope(body)
+
+
+def test_worker_groups_respect_the_array_job_limit() -> None:
+    groups = plan_worker_groups("r", workers=25_001, shards=30_000)
+    assert [g.size for g in groups] == [8334, 8334, 8333]
+    assert all(g.size <= MAX_ARRAY_CHILDREN for g in groups)
+    assert plan_worker_groups("r", workers=8, shards=3)[0].size == 3
+
+
+def test_models_are_found_by_name_only() -> None:
+    assert "linear" in available_models()
+    with pytest.raises(UnknownModel, match="registered: .*linear"):
+        load_model("services.worker.main", {})
+
+
+def test_state_machine_reads_the_worker_groups_key_of_the_layout() -> None:
+    asl = json.loads((ROOT / "infra" / "statemachine" / "run.asl.json").read_text())
+    key_template = asl["States"]["Evaluate"]["ItemReader"]["Parameters"]["Key.$"]
+    assert key_template == "States.Format('" + layout.worker_groups_key("{}") + "', $.detail.run_id)"
+
+
+def test_every_asl_placeholder_is_substituted_by_the_template() -> None:
+    import re
+
+    from scengrid.local.cfn import load_template
+
+    asl = (ROOT / "infra" / "statemachine" / "run.asl.json").read_text()
+    template = load_template(ROOT / "infra" / "template.yaml")
+    subs = template["Resources"]["RunStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert set(re.findall(r"\$\{(\w+)\}", asl)) == set(subs)
