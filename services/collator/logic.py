@@ -15,13 +15,13 @@ from scengrid.status import Status, read_run, read_shards
 from scengrid.work import ShardWork
 
 
-def wait_for_tracker(run_id: str, shards_total: int, timeout_s: float) -> None:
+def wait_for_tracker(run_id: str, round_: int, shards_total: int, timeout_s: float) -> None:
     """The tracker applies shard events asynchronously: wait (one GetItem per poll) until it
     has seen every shard finish, or the timeout passes (then the check below names what is late)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         run = read_run(run_id)
-        if run is not None and run.shards_done + run.shards_failed >= shards_total:
+        if run is not None and run.round >= round_ and run.shards_done + run.shards_failed >= shards_total:
             return
         time.sleep(0.25)
 
@@ -60,15 +60,18 @@ def merge_outputs(run_id: str, planned: list[ShardWork]) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-def collate_run(run_id: str, wait_s: float) -> RiskSummary:
+def collate_run(run_id: str, round_: int, wait_s: float) -> RiskSummary:
     manifest = s3io.get_json(layout.manifest_key(run_id))
     planned = [ShardWork.model_validate(s) for s in manifest["shards"]]
-    wait_for_tracker(run_id, len(planned), wait_s)
+    wait_for_tracker(run_id, round_, len(planned), wait_s)
     try:
         check_complete(run_id, planned)
         merged = merge_outputs(run_id, planned)
     except IncompleteRun as exc:
-        publish([RunFailed(run_id=run_id, reason=str(exc), failed_shards=sorted(exc.problems))], service="collator")
+        publish(
+            [RunFailed(run_id=run_id, round=round_, reason=str(exc), failed_shards=sorted(exc.problems))],
+            service="collator",
+        )
         raise
     ids = merged.column("scenario_id").to_numpy()
     pnl = merged.column("pnl").to_numpy()
@@ -94,6 +97,7 @@ def collate_run(run_id: str, wait_s: float) -> RiskSummary:
         [
             AllDone(
                 run_id=run_id,
+                round=round_,
                 summary_key=layout.summary_key(run_id),
                 pnl_key=layout.pnl_key(run_id),
                 scenarios=summary.scenarios,

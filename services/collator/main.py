@@ -19,7 +19,7 @@ def main() -> int:
     settings = get_settings()
     settings.require("bucket", "event_bus", "runs_table", "shards_table")
     try:
-        summary = collate_run(env.run_id, settings.collate_wait_s)
+        summary = collate_run(env.run_id, env.round, settings.collate_wait_s)
     except ScengridError as exc:
         logger.error("collation failed", extra={"error": str(exc)})
         return exc.exit_code

@@ -12,6 +12,7 @@ from scengrid.events import ShardWritten, publish
 from scengrid.models import load_model
 from scengrid.settings import get_settings
 from scengrid.spec import RunSpec
+from scengrid.status import Status, read_shards
 from scengrid.work import ShardWork, WorkerGroup, plan_worker_groups, shard_id_for
 
 SQS_BATCH = 10
@@ -25,7 +26,7 @@ class ShardPlan(BaseModel):
     groups: list[WorkerGroup]
 
 
-def plan_shards(run_id: str, spec: RunSpec) -> ShardPlan:
+def plan_shards(run_id: str, spec: RunSpec, round_: int = 1) -> ShardPlan:
     """Contiguous scenario ranges of ``shard_size`` (the last one shorter)."""
     size = spec.resolved_shard_size()
     total = spec.scenarios.count
@@ -34,6 +35,7 @@ def plan_shards(run_id: str, spec: RunSpec) -> ShardPlan:
         ShardWork(
             run_id=run_id,
             shard_id=shard_id_for(i),
+            round=round_,
             start=i * size,
             count=min(size, total - i * size),
             model=spec.model,
@@ -62,21 +64,30 @@ def enqueue(shards: list[ShardWork]) -> None:
             raise RuntimeError(f"SQS refused {len(entries)} work messages: {failed[:1]}")
 
 
-def shard_run(run_id: str, spec: RunSpec) -> ShardPlan:
-    """Plan, persist and announce the shards of a run. Safe to repeat: keys are deterministic
-    and the tracker ignores shards it already knows."""
+def shard_run(run_id: str, spec: RunSpec, round_: int = 1) -> list[ShardWork]:
+    """Plan, persist and announce the shards of a run that are not COMPLETE yet (all of them
+    in round 1; in a retry round, the FAILED and missing ones). Safe to repeat: keys are
+    deterministic and the tracker ignores shards it already knows. Returns the queued shards."""
     load_model(spec.model.name, spec.model.params)  # fail here, not in every worker
-    plan = plan_shards(run_id, spec)
+    plan = plan_shards(run_id, spec, round_)
+    complete = {s.shard_id for s in read_shards(run_id) if s.status is Status.COMPLETE} if round_ > 1 else set()
+    todo = [s for s in plan.shards if s.shard_id not in complete]
+    groups = plan_worker_groups(run_id, spec.workers, max(1, len(todo)))
     s3io.put_json(layout.manifest_key(run_id), plan.model_dump(mode="json"))
-    enqueue(plan.shards)
-    s3io.put_json(layout.worker_groups_key(run_id), [g.model_dump() for g in plan.groups])
+    enqueue(todo)
+    s3io.put_json(layout.worker_groups_key(run_id), [g.model_dump() for g in groups])
     publish(
         (
             ShardWritten(
-                run_id=run_id, shard_id=s.shard_id, shards_total=len(plan.shards), start=s.start, count=s.count
+                run_id=run_id,
+                round=round_,
+                shard_id=s.shard_id,
+                shards_total=len(plan.shards),
+                start=s.start,
+                count=s.count,
             )
-            for s in plan.shards
+            for s in todo
         ),
         service="sharder",
     )
-    return plan
+    return todo

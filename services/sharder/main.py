@@ -27,11 +27,11 @@ def main() -> int:
     logger.append_keys(run_id=env.run_id)
     get_settings().require("bucket", "event_bus", "work_queue_url")
     try:
-        plan = shard_run(env.run_id, env.run_spec)
+        queued = shard_run(env.run_id, env.run_spec, env.round)
     except ScengridError as exc:
         logger.error("sharding failed", extra={"error": str(exc)})
         return exc.exit_code
-    logger.info("sharded", extra={"shards": len(plan.shards), "shard_size": plan.shard_size, "groups": len(plan.groups)})
+    logger.info("sharded", extra={"round": env.round, "queued": len(queued), "shard_size": env.run_spec.resolved_shard_size()})
     return 0
 
 

@@ -1,5 +1,6 @@
 """DynamoDB access for run and shard status. Every write is conditional: status only moves
-forward, and a counter moves only together with a shard's first transition (one transaction)."""
+forward within a round (a retry round may reopen what failed), and a counter moves only
+together with a shard's transition (one transaction)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from scengrid.events import utcnow
 from scengrid.settings import get_settings
 from scengrid.status import Status
 
+_NAMES = {"#s": "status", "#r": "round"}
 _OPEN = {":pending": {"S": Status.PENDING}, ":running": {"S": Status.RUNNING}}
-_NOT_FINAL = "(attribute_not_exists(#s) OR #s IN (:pending, :running))"
+# Still open, and not from a round older than the one recorded.
+_OPEN_IN_ROUND = "(attribute_not_exists(#s) OR #s IN (:pending, :running)) AND (attribute_not_exists(#r) OR #r <= :round)"
 
 
 def _value(v: Any) -> dict[str, Any]:
@@ -27,11 +30,14 @@ def _value(v: Any) -> dict[str, Any]:
     return {"S": str(v)}
 
 
-def _set_clause(fields: dict[str, Any], prefix: str) -> tuple[str, dict[str, str], dict[str, Any]]:
-    names = {f"#{prefix}{i}": k for i, k in enumerate(fields)}
-    values = {f":{prefix}{i}": _value(v) for i, v in enumerate(fields.values())}
-    clause = ", ".join(f"#{prefix}{i} = :{prefix}{i}" for i in range(len(fields)))
-    return clause, names, values
+def _set_clause(fields: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    names = {f"#f{i}": k for i, k in enumerate(fields)}
+    values = {f":f{i}": _value(v) for i, v in enumerate(fields.values())}
+    return ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))), names, values
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
 
 
 class RunStore:
@@ -43,131 +49,181 @@ class RunStore:
         self._runs = settings.runs_table
         self._shards = settings.shards_table
 
-    def _now(self) -> str:
-        return utcnow().isoformat()
+    def _now(self) -> dict[str, str]:
+        return {"S": utcnow().isoformat()}
 
-    def ensure_run(self, run_id: str, scenarios: int, shards_total: int, spec: dict[str, Any]) -> None:
-        """Create the run (PENDING) or fill in what an early shard event did not know."""
+    def _run_key(self, run_id: str) -> dict[str, Any]:
+        return {"run_id": {"S": run_id}}
+
+    def _shard_key(self, run_id: str, shard_id: str) -> dict[str, Any]:
+        return {"run_id": {"S": run_id}, "shard_id": {"S": shard_id}}
+
+    def _conditional(self, call, *args: Any, **kwargs: Any) -> bool:  # noqa: ANN001
+        """Run a conditional write or transaction; False when its condition did not hold."""
+        try:
+            call(*args, **kwargs)
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if code == "ConditionalCheckFailedException" or (
+                code == "TransactionCanceledException" and "ConditionalCheckFailed" in reasons
+            ):
+                return False
+            raise
+        return True
+
+    def ensure_run(self, run_id: str, round_: int, scenarios: int, shards_total: int, spec: dict[str, Any]) -> None:
+        """Create the run (PENDING) or fill in what an early event did not know."""
         self._db.update_item(
             TableName=self._runs,
-            Key={"run_id": {"S": run_id}},
+            Key=self._run_key(run_id),
             UpdateExpression=(
-                "SET #s = if_not_exists(#s, :pending), scenarios = :sc, shards_total = :st, spec = :spec,"
-                " created_at = if_not_exists(created_at, :now), updated_at = :now,"
+                "SET #s = if_not_exists(#s, :pending), #r = if_not_exists(#r, :round), scenarios = :sc,"
+                " shards_total = :st, spec = :spec, created_at = if_not_exists(created_at, :now), updated_at = :now,"
                 " shards_done = if_not_exists(shards_done, :zero), shards_failed = if_not_exists(shards_failed, :zero),"
                 " duplicates = if_not_exists(duplicates, :zero)"
             ),
-            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeNames=_NAMES,
             ExpressionAttributeValues={
                 ":pending": {"S": Status.PENDING},
-                ":sc": {"N": str(scenarios)},
-                ":st": {"N": str(shards_total)},
+                ":round": _n(round_),
+                ":sc": _n(scenarios),
+                ":st": _n(shards_total),
                 ":spec": {"S": json.dumps(spec, sort_keys=True)},
-                ":now": {"S": self._now()},
-                ":zero": {"N": "0"},
+                ":now": self._now(),
+                ":zero": _n(0),
             },
         )
 
+    def reopen_run(self, run_id: str, round_: int) -> bool:
+        """A retry round: FAILED → RUNNING, once per round."""
+        ok = self._conditional(
+            self._db.update_item,
+            TableName=self._runs,
+            Key=self._run_key(run_id),
+            UpdateExpression="SET #s = :running, #r = :round, updated_at = :now REMOVE reason, failed_shards, finished_at",
+            ConditionExpression="#s = :failed AND #r < :round",
+            ExpressionAttributeNames=_NAMES,
+            ExpressionAttributeValues={
+                ":running": {"S": Status.RUNNING},
+                ":failed": {"S": Status.FAILED},
+                ":round": _n(round_),
+                ":now": self._now(),
+            },
+        )
+        if not ok:
+            self.count_duplicate(run_id)
+        return ok
+
     def mark_running(self, run_id: str, shards_total: int) -> bool:
         """PENDING (or unknown) → RUNNING. False when the run had already moved on."""
-        try:
-            self._db.update_item(
-                TableName=self._runs,
-                Key={"run_id": {"S": run_id}},
-                UpdateExpression="SET #s = :running, shards_total = :st, updated_at = :now",
-                ConditionExpression="attribute_not_exists(#s) OR #s = :pending",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":pending": {"S": Status.PENDING},
-                    ":running": {"S": Status.RUNNING},
-                    ":st": {"N": str(shards_total)},
-                    ":now": {"S": self._now()},
-                },
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self._conditional(
+            self._db.update_item,
+            TableName=self._runs,
+            Key=self._run_key(run_id),
+            UpdateExpression="SET #s = :running, shards_total = :st, updated_at = :now",
+            ConditionExpression="attribute_not_exists(#s) OR #s = :pending",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={**_OPEN, ":st": _n(shards_total), ":now": self._now()},
+        )
 
-    def plan_shard(self, run_id: str, shard_id: str, attempt: int, start: int, count: int) -> bool:
-        """Record a planned shard as PENDING, unless it is already known."""
-        try:
-            self._db.put_item(
-                TableName=self._shards,
-                Item={
-                    "run_id": {"S": run_id},
-                    "shard_id": {"S": shard_id},
-                    "status": {"S": Status.PENDING},
-                    "attempt": {"N": str(attempt)},
-                    "start": {"N": str(start)},
-                    "count": {"N": str(count)},
-                    "updated_at": {"S": self._now()},
+    def plan_shard(self, run_id: str, shard_id: str, round_: int, start: int, count: int) -> bool:
+        """A planned shard becomes PENDING: a new one, or a FAILED one of an older round
+        (then the run's failed counter gives it back). False when it is already known."""
+        fields = {"start": start, "count": count, "attempt": 1, "updated_at": utcnow().isoformat()}
+        item = {**self._shard_key(run_id, shard_id), "status": {"S": Status.PENDING}, "round": _n(round_)}
+        item.update({k: _value(v) for k, v in fields.items()})
+        if self._conditional(
+            self._db.put_item, TableName=self._shards, Item=item, ConditionExpression="attribute_not_exists(shard_id)"
+        ):
+            return True
+        clause, names, values = _set_clause(fields)
+        reopened = self._conditional(
+            self._db.transact_write_items,
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self._shards,
+                        "Key": self._shard_key(run_id, shard_id),
+                        "UpdateExpression": f"SET #s = :pending, #r = :round, {clause} REMOVE #e",
+                        "ConditionExpression": "#s = :failed AND #r < :round",
+                        "ExpressionAttributeNames": {**_NAMES, "#e": "error", **names},
+                        "ExpressionAttributeValues": {
+                            ":pending": {"S": Status.PENDING},
+                            ":failed": {"S": Status.FAILED},
+                            ":round": _n(round_),
+                            **values,
+                        },
+                    }
                 },
-                ConditionExpression="attribute_not_exists(shard_id)",
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+                {
+                    "Update": {
+                        "TableName": self._runs,
+                        "Key": self._run_key(run_id),
+                        "UpdateExpression": "ADD shards_failed :minus_one",
+                        "ExpressionAttributeValues": {":minus_one": _n(-1)},
+                    }
+                },
+            ],
+        )
+        if not reopened:
+            self.count_duplicate(run_id)
+        return reopened
 
-    def finish_shard(self, run_id: str, shard_id: str, status: Status, fields: dict[str, Any]) -> bool:
+    def finish_shard(self, run_id: str, shard_id: str, round_: int, status: Status, fields: dict[str, Any]) -> bool:
         """PENDING/RUNNING → COMPLETE or FAILED, and the run's counter, in one transaction.
 
         Returns False (and counts a duplicate) when the shard had already finished."""
         counter = "shards_done" if status is Status.COMPLETE else "shards_failed"
-        clause, names, values = _set_clause({**fields, "updated_at": self._now()}, "f")
-        try:
-            self._db.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self._shards,
-                            "Key": {"run_id": {"S": run_id}, "shard_id": {"S": shard_id}},
-                            "UpdateExpression": f"SET #s = :to, {clause}",
-                            "ConditionExpression": _NOT_FINAL,
-                            "ExpressionAttributeNames": {"#s": "status", **names},
-                            "ExpressionAttributeValues": {":to": {"S": status}, **_OPEN, **values},
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._runs,
-                            "Key": {"run_id": {"S": run_id}},
-                            "UpdateExpression": f"ADD {counter} :one SET updated_at = :now",
-                            "ExpressionAttributeValues": {":one": {"N": "1"}, ":now": {"S": self._now()}},
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if "ConditionalCheckFailed" not in reasons:
-                raise
-            self._count_duplicate(run_id)
-            return False
-        return True
+        clause, names, values = _set_clause({**fields, "updated_at": utcnow().isoformat()})
+        done = self._conditional(
+            self._db.transact_write_items,
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self._shards,
+                        "Key": self._shard_key(run_id, shard_id),
+                        "UpdateExpression": f"SET #s = :to, #r = :round, {clause}",
+                        "ConditionExpression": _OPEN_IN_ROUND,
+                        "ExpressionAttributeNames": {**_NAMES, **names},
+                        "ExpressionAttributeValues": {":to": {"S": status}, ":round": _n(round_), **_OPEN, **values},
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self._runs,
+                        "Key": self._run_key(run_id),
+                        "UpdateExpression": f"ADD {counter} :one SET updated_at = :now",
+                        "ExpressionAttributeValues": {":one": _n(1), ":now": self._now()},
+                    }
+                },
+            ],
+        )
+        if not done:
+            self.count_duplicate(run_id)
+        return done
 
-    def finish_run(self, run_id: str, status: Status, fields: dict[str, Any]) -> bool:
-        """PENDING/RUNNING → COMPLETE or FAILED, once."""
-        clause, names, values = _set_clause({**fields, "updated_at": self._now()}, "f")
-        try:
-            self._db.update_item(
-                TableName=self._runs,
-                Key={"run_id": {"S": run_id}},
-                UpdateExpression=f"SET #s = :to, {clause}",
-                ConditionExpression=_NOT_FINAL,
-                ExpressionAttributeNames={"#s": "status", **names},
-                ExpressionAttributeValues={":to": {"S": status}, **_OPEN, **values},
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            self._count_duplicate(run_id)
-            return False
-        return True
+    def finish_run(self, run_id: str, round_: int, status: Status, fields: dict[str, Any]) -> bool:
+        """PENDING/RUNNING → COMPLETE or FAILED, once per round."""
+        clause, names, values = _set_clause({**fields, "updated_at": utcnow().isoformat()})
+        done = self._conditional(
+            self._db.update_item,
+            TableName=self._runs,
+            Key=self._run_key(run_id),
+            UpdateExpression=f"SET #s = :to, {clause}",
+            ConditionExpression=_OPEN_IN_ROUND,
+            ExpressionAttributeNames={**_NAMES, **names},
+            ExpressionAttributeValues={":to": {"S": status}, ":round": _n(round_), **_OPEN, **values},
+        )
+        if not done:
+            self.count_duplicate(run_id)
+        return done
 
-    def _count_duplicate(self, run_id: str) -> None:
+    def count_duplicate(self, run_id: str) -> None:
+        """Count an event that changed nothing (a duplicate or a stale delivery)."""
         self._db.update_item(
             TableName=self._runs,
-            Key={"run_id": {"S": run_id}},
+            Key=self._run_key(run_id),
             UpdateExpression="ADD duplicates :one",
-            ExpressionAttributeValues={":one": {"N": "1"}},
+            ExpressionAttributeValues={":one": _n(1)},
         )

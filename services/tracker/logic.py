@@ -19,14 +19,14 @@ def apply_event(event: Event, store: RunStore) -> bool:
 @apply_event.register
 def _(event: RunRequested, store: RunStore) -> bool:
     spec = event.spec
-    store.ensure_run(event.run_id, spec.scenarios.count, spec.shard_count(), spec.model_dump(mode="json"))
-    return True
+    store.ensure_run(event.run_id, event.round, spec.scenarios.count, spec.shard_count(), spec.model_dump(mode="json"))
+    return store.reopen_run(event.run_id, event.round) if event.round > 1 else True
 
 
 @apply_event.register
 def _(event: ShardWritten, store: RunStore) -> bool:
     store.mark_running(event.run_id, event.shards_total)
-    return store.plan_shard(event.run_id, event.shard_id, event.attempt, event.start, event.count)
+    return store.plan_shard(event.run_id, event.shard_id, event.round, event.start, event.count)
 
 
 @apply_event.register
@@ -34,6 +34,7 @@ def _(event: ShardDone, store: RunStore) -> bool:
     return store.finish_shard(
         event.run_id,
         event.shard_id,
+        event.round,
         Status.COMPLETE,
         {
             "attempt": event.attempt,
@@ -51,6 +52,7 @@ def _(event: ShardFailed, store: RunStore) -> bool:
     return store.finish_shard(
         event.run_id,
         event.shard_id,
+        event.round,
         Status.FAILED,
         {"attempt": event.attempt, "error": event.error, "task_id": event.task_id},
     )
@@ -60,6 +62,7 @@ def _(event: ShardFailed, store: RunStore) -> bool:
 def _(event: AllDone, store: RunStore) -> bool:
     return store.finish_run(
         event.run_id,
+        event.round,
         Status.COMPLETE,
         {
             "summary_key": event.summary_key,
@@ -76,6 +79,7 @@ def _(event: AllDone, store: RunStore) -> bool:
 def _(event: RunFailed, store: RunStore) -> bool:
     return store.finish_run(
         event.run_id,
+        event.round,
         Status.FAILED,
         {"reason": event.reason, "failed_shards": event.failed_shards, "finished_at": event.at.isoformat()},
     )

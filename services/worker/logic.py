@@ -8,8 +8,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from scengrid import layout, s3io
+from scengrid import chaos, layout, s3io
 from scengrid.aws import client
+from scengrid.errors import ModelFailure
 from scengrid.events import ShardDone, ShardFailed, publish
 from scengrid.kernel import results_table
 from scengrid.observability import service_logger
@@ -17,6 +18,7 @@ from scengrid.settings import Settings
 from scengrid.work import ShardWork
 
 from services.worker.evaluator import ShardEvaluator
+from services.worker.heartbeat import VisibilityHeartbeat
 
 logger = service_logger("worker")
 RECEIVE_WAIT_S = 1
@@ -67,6 +69,7 @@ class Worker:
                 QueueUrl=self.settings.work_queue_url,
                 MaxNumberOfMessages=1,
                 WaitTimeSeconds=RECEIVE_WAIT_S,
+                VisibilityTimeout=self.settings.visibility_timeout_s,
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
             ).get("Messages", [])
             if not messages:
@@ -76,7 +79,10 @@ class Worker:
                 continue
             idle = 0
             for message in messages:
-                self.process(message)
+                with VisibilityHeartbeat(
+                    self.sqs, self.settings.work_queue_url, message["ReceiptHandle"], self.settings.visibility_timeout_s
+                ):
+                    self.process(message)
         return self.report
 
     def process(self, message: dict[str, Any]) -> None:
@@ -85,9 +91,11 @@ class Worker:
         logger.append_keys(run_id=work.run_id, shard_id=work.shard_id)
         started = time.perf_counter()
         try:
+            if chaos.poisoned(work.shard_id):
+                raise ModelFailure(f"shard {work.shard_id} is poisoned by SCENGRID_CHAOS_POISON_SHARDS")
             columns = self.evaluator.evaluate(work)
         except Exception as exc:  # the model is user code: any failure fails the shard attempt
-            self._fail(work, attempt, exc)
+            self._fail(work, attempt, exc, message["ReceiptHandle"])
             return
         evaluated = time.perf_counter() - started
         key = layout.shard_key(work.run_id, work.shard_id)
@@ -98,6 +106,7 @@ class Worker:
             [
                 ShardDone(
                     run_id=work.run_id,
+                    round=work.round,
                     shard_id=work.shard_id,
                     attempt=attempt,
                     output_key=key,
@@ -114,13 +123,24 @@ class Worker:
         self.report.done.append(work.shard_id)
         logger.info("shard done", extra={"rows": table.num_rows, "seconds": round(duration, 3)})
 
-    def _fail(self, work: ShardWork, attempt: int, exc: Exception) -> None:
+    def _fail(self, work: ShardWork, attempt: int, exc: Exception, receipt: str) -> None:
         error = f"{type(exc).__name__}: {exc}"
         final = attempt >= self.max_receives
         logger.error("shard attempt failed", extra={"attempt": attempt, "final": final, "error": error})
         if final:
             publish(
-                [ShardFailed(run_id=work.run_id, shard_id=work.shard_id, attempt=attempt, error=error, task_id=self.task_id)],
+                [
+                    ShardFailed(
+                        run_id=work.run_id,
+                        round=work.round,
+                        shard_id=work.shard_id,
+                        attempt=attempt,
+                        error=error,
+                        task_id=self.task_id,
+                    )
+                ],
                 service="worker",
             )
             self.report.failed.append(work.shard_id)
+        # Visible again at once: the next receive retries it, or moves it to the dead-letter queue.
+        self.sqs.change_message_visibility(QueueUrl=self.settings.work_queue_url, ReceiptHandle=receipt, VisibilityTimeout=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from scengrid.observability import service_logger
-from scengrid.settings import BatchEnv, cpu_count, get_settings
+from scengrid.settings import BatchEnv, JobEnv, cpu_count, get_settings
 
 from services.worker.evaluator import ShardEvaluator
 from services.worker.logic import Worker
@@ -19,7 +19,7 @@ def main() -> int:
     settings.require("bucket", "event_bus", "work_queue_url")
     batch = BatchEnv()
     task_id = batch.job_id  # an array child's id is "<parent>:<index>"
-    logger.append_keys(task_id=task_id)
+    logger.append_keys(run_id=JobEnv().run_id, task_id=task_id)  # type: ignore[call-arg]
     evaluator = ShardEvaluator(settings.worker_processes or cpu_count())
     worker = Worker(settings, task_id, evaluator)
     worker.install_signal_handlers()

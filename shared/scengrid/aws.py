@@ -1,4 +1,7 @@
-"""The one place that makes boto3 clients: endpoint, region and retry policy."""
+"""The one place that makes boto3 clients: endpoint, region, retry policy and the chaos seam.
+
+Retries are botocore's standard mode (exponential backoff with full jitter) on throttling,
+5xx and transient network errors; other errors surface at once."""
 
 from __future__ import annotations
 
@@ -31,6 +34,10 @@ def client(service: str) -> Any:
                 endpoint_url=settings.endpoint_url,
                 config=_RETRIES,
             )
+            if settings.chaos_dir:
+                from scengrid import chaos
+
+                chaos.add_throttling(found, service)
             _clients[key] = found
         return found
 

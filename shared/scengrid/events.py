@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from scengrid import chaos
 from scengrid.aws import client
 from scengrid.settings import get_settings
 from scengrid.spec import RunSpec
@@ -28,12 +29,13 @@ class Event(BaseModel):
     detail_type: ClassVar[str]
     version: Literal[1] = 1
     run_id: str = Field(min_length=1, max_length=64)
+    round: int = Field(1, ge=1, description="retry round of the run: 1, then +1 for each `scengrid retry`")
     at: datetime = Field(default_factory=utcnow)
 
 
 class ShardEvent(Event):
     shard_id: str = Field(min_length=1, max_length=32)
-    attempt: int = Field(1, ge=1)
+    attempt: int = Field(1, ge=1, description="delivery attempt of the shard's work within its round")
 
 
 class RunRequested(Event):
@@ -122,6 +124,8 @@ def publish(events: Sequence[Event] | Iterable[Event], service: str) -> int:
 
     Returns the number of events put. Raises when an entry still fails after retries."""
     entries = [entry_for(e, service) for e in events]
+    if chaos.enabled():
+        entries += chaos.duplicated(entries)
     events_client = client("events")
     for i in range(0, len(entries), PUT_EVENTS_BATCH):
         batch = entries[i : i + PUT_EVENTS_BATCH]

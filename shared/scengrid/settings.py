@@ -25,8 +25,16 @@ class Settings(BaseSettings):
     tracker_queue_url: str = Field("", description="SQS queue feeding the tracker")
     state_machine_arn: str = Field("", description="run state machine")
     worker_processes: int = Field(0, ge=0, description="model processes inside one worker; 0 = one per CPU")
+    visibility_timeout_s: int = Field(
+        60, ge=5, le=43_200, description="how long a shard stays hidden from other workers without a heartbeat"
+    )
     worker_idle_polls: int = Field(2, ge=1, description="empty receives in a row before a worker stops")
     log_file: str | None = Field(None, description="write service logs to this file instead of stdout")
+    chaos_dir: str | None = Field(None, description="local chaos runs: inject faults and log them here")
+    chaos_seed: int = Field(0, description="seed of the injected faults")
+    chaos_throttle_rate: float = Field(0.05, ge=0, le=1, description="share of S3/DynamoDB calls throttled")
+    chaos_duplicate_rate: float = Field(0.05, ge=0, le=1, description="share of events put twice")
+    chaos_poison_shards: str = Field("", description="comma-separated shard ids whose evaluation fails (fault drills)")
     collate_wait_s: float = Field(120.0, gt=0, description="how long the collator waits for the tracker")
 
     def require(self, *names: str) -> None:
@@ -51,6 +59,7 @@ class JobEnv(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SCENGRID_", extra="ignore")
 
     run_id: str = Field(min_length=1)
+    round: int = Field(1, ge=1)
 
 
 class BatchEnv(BaseSettings):

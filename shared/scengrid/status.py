@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from scengrid.aws import client
 from scengrid.settings import get_settings
@@ -30,6 +31,7 @@ class RunRecord(BaseModel):
 
     run_id: str
     status: Status = Status.PENDING
+    round: int = 1
     scenarios: int = 0
     shards_total: int = 0
     shards_done: int = 0
@@ -41,6 +43,12 @@ class RunRecord(BaseModel):
     pnl_key: str | None = None
     reason: str | None = None
     failed_shards: list[str] = []
+    spec: dict[str, Any] = {}
+
+    @field_validator("spec", mode="before")
+    @classmethod
+    def _spec_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
 
 
 class ShardRecord(BaseModel):
@@ -49,6 +57,7 @@ class ShardRecord(BaseModel):
     run_id: str
     shard_id: str
     status: Status
+    round: int = 1
     attempt: int = 1
     start: int | None = None
     count: int | None = None

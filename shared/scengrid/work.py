@@ -16,6 +16,7 @@ class ShardWork(BaseModel):
 
     run_id: str
     shard_id: str
+    round: int = Field(1, ge=1)
     start: int = Field(ge=0)
     count: int = Field(ge=1)
     model: ModelRef

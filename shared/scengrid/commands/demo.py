@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   scengrid demo                                  # 100,000 scenarios, default model
   scengrid demo --scenarios 1000000 --workers 4  # a million, four local workers
   scengrid demo --scenarios 20000 --shard-size 5000 --json | tail -1 | jq .var_99
+  scengrid demo --scenarios 50000 --workers 5 --chaos      # the same run under injected faults
 """
 
 
@@ -53,6 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs"), help="where results are copied (default ./runs)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the run (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
+    parser.add_argument(
+        "--chaos",
+        action="store_true",
+        help="inject faults: SIGTERM/SIGKILL ~20%% of workers, throttle ~5%% of S3/DynamoDB calls, "
+        "deliver ~5%% of events twice; the summary says what was injected and recovered",
+    )
+    parser.add_argument("--chaos-seed", type=int, default=1, help="seed of the injected faults (default %(default)s)")
     parser.set_defaults(func=run)
 
 
@@ -72,7 +80,12 @@ def run(args: argparse.Namespace) -> int:
         f"{spec.resolved_shard_size():,}, {spec.workers} workers, model [cyan]{spec.model.name}[/]"
     )
     with err.status("starting the embedded AWS emulator and provisioning infra/template.yaml…"):
-        stack = LocalStack(job_slots=None).__enter__()
+        stack = LocalStack(chaos_seed=args.chaos_seed if args.chaos else None).__enter__()
+    if args.chaos:
+        from scengrid.local.chaos import WorkerKiller
+
+        assert stack.runner is not None
+        stack.runner.interrupter = WorkerKiller(args.chaos_seed, spec.workers)
     try:
         err.print(f"stack ready in {stack.startup_s:.1f}s (emulator at {stack.emulator.url}; job logs in {stack.work_dir})")
         progress = Progress(
@@ -89,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
             outcome = run_on_stack(stack, spec, args.out, args.timeout, show)
     finally:
         stack.__exit__(None, None, None)
+    if outcome.faults is not None:
+        err.print(f"chaos: injected {outcome.faults['injected']}; recovered {outcome.faults['recovered']}")
     if outcome.record.status is Status.COMPLETE:
         _print_summary(err if args.json else Console(), outcome.as_json())
     else:

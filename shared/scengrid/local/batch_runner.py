@@ -1,27 +1,69 @@
 """Runs Batch jobs as local processes: the job's real command, the environment AWS Batch
-sets, concurrency bounded by the cores, and the real exit status."""
+sets, concurrency bounded by the cores, the job definition's retry strategy, and the real
+exit status."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from scengrid.local.moto_gaps import LocalJob
 
 POLL_S = 0.2
+# What AWS Batch reports when the host of a Spot task is reclaimed.
+SPOT_RECLAIM_REASON = "Host EC2 (instance i-local) terminated."
+
+
+@dataclass(frozen=True)
+class Attempt:
+    exit_code: int
+    status_reason: str = ""  # set when the host went away (a Spot reclaim)
+
+
+# Decides, for one attempt of a job, whether and how to interrupt it: returns a callable that
+# receives the process and the attempt number (it may signal the process), or None.
+Interrupter = Callable[[LocalJob, int], Callable[[subprocess.Popen], str] | None]
+
+
+def retry_decision(strategy: dict[str, Any], attempt: Attempt) -> str:
+    """RETRY or EXIT for a failed attempt, by the first matching ``evaluateOnExit`` rule.
+
+    As on AWS: every pattern a rule gives must match (glob, case-sensitive); no rule matching
+    means RETRY."""
+    for rule in strategy.get("evaluateOnExit") or strategy.get("EvaluateOnExit") or []:
+        keys = {k.lower(): v for k, v in rule.items()}
+        checks = [
+            ("onexitcode", str(attempt.exit_code)),
+            ("onstatusreason", attempt.status_reason),
+            ("onreason", attempt.status_reason or f"exit code {attempt.exit_code}"),
+        ]
+        if all(fnmatch.fnmatchcase(value, keys[key]) for key, value in checks if key in keys):
+            return str(keys["action"]).upper()
+    return "RETRY"
+
+
+def _attempts(strategy: dict[str, Any]) -> int:
+    return max(1, int(strategy.get("attempts") or strategy.get("Attempts") or 1))
 
 
 @dataclass
 class JobOutcome:
     job_id: str
     name: str
-    exit_code: int
+    attempts: list[Attempt]
     log: Path
+
+    @property
+    def exit_code(self) -> int:
+        return self.attempts[-1].exit_code
 
 
 @dataclass
@@ -29,6 +71,7 @@ class LocalBatchRunner:
     slots: int
     host_env: dict[str, str]
     log_dir: Path
+    interrupter: Interrupter | None = None
     outcomes: list[JobOutcome] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -44,23 +87,44 @@ class LocalBatchRunner:
 
     def __call__(self, job: LocalJob) -> int:
         log = self.log_dir / (re.sub(r"[^A-Za-z0-9_.-]", "_", f"{job.name}.{job.job_id}") + ".log")
-        with self._slots:
+        attempts: list[Attempt] = []
+        for number in range(1, _attempts(job.retry_strategy) + 1):
             if job.should_stop():
-                return 1
+                break
+            attempt = self._run_attempt(job, number, log)
+            attempts.append(attempt)
+            if attempt.exit_code == 0 or retry_decision(job.retry_strategy, attempt) != "RETRY":
+                break
+        with self._lock:
+            self.outcomes.append(JobOutcome(job.job_id, job.name, attempts, log))
+        return attempts[-1].exit_code if attempts else 1
+
+    def _run_attempt(self, job: LocalJob, number: int, log: Path) -> Attempt:
+        with self._slots:
             job.on_start()
             env = {**os.environ, **self.host_env, **job.environment}
-            with log.open("wb") as out:
+            with log.open("ab") as out:
+                out.write(f"--- attempt {number}\n".encode())
+                out.flush()
                 proc = subprocess.Popen(self._command(job.command), env=env, stdout=out, stderr=subprocess.STDOUT)
+                interrupt = self.interrupter(job, number) if self.interrupter else None
+                reason = ""
                 while True:
                     try:
                         code = proc.wait(POLL_S)
+                        code = 128 - code if code < 0 else code  # killed by signal N: 128 + N, as a container reports
                         break
                     except subprocess.TimeoutExpired:
                         if job.should_stop():
                             proc.terminate()
+                        elif interrupt is not None:
+                            reason = interrupt(proc) or reason
+        return Attempt(code, reason)
+
+    def retried_attempts(self) -> int:
+        """Attempts beyond the first, over every finished job."""
         with self._lock:
-            self.outcomes.append(JobOutcome(job.job_id, job.name, code, log))
-        return code
+            return sum(len(o.attempts) - 1 for o in self.outcomes)
 
     def failures(self) -> list[JobOutcome]:
         with self._lock:

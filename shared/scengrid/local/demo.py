@@ -12,10 +12,11 @@ from scengrid.aws import client
 from scengrid.local.pollers import execution_arn
 from scengrid.local.results import copy_results, shard_seconds, stage_seconds
 from scengrid.local.stack import LocalStack
-from scengrid.runs import submit_run
+from scengrid.chaos import read_injections
+from scengrid.runs import retry_run, submit_run
 from scengrid.s3io import get_json
 from scengrid.spec import RunSpec
-from scengrid.status import FINAL, RunRecord, Status, read_run
+from scengrid.status import FINAL, RunRecord, Status, read_run, read_shards
 
 POLL_S = 0.25
 EXECUTION_FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -31,6 +32,7 @@ class RunOutcome:
     results_dir: Path | None
     summary: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
+    faults: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         s = self.summary
@@ -52,6 +54,7 @@ class RunOutcome:
             "results_dir": str(self.results_dir) if self.results_dir else None,
             "reason": self.record.reason,
             "timings": self.timings,
+            **({"faults": self.faults} if self.faults is not None else {}),
         }
 
 
@@ -88,10 +91,33 @@ def run_on_stack(
     timeout_s: float,
     on_progress: Callable[[RunRecord], None] = lambda r: None,
 ) -> RunOutcome:
-    assert stack.settings is not None
+    """Submit a run and follow it to the end."""
+    return follow_run(stack, submit_run(spec), 1, out_dir, timeout_s, on_progress)
+
+
+def retry_on_stack(
+    stack: LocalStack,
+    run_id: str,
+    out_dir: Path | None,
+    timeout_s: float,
+    on_progress: Callable[[RunRecord], None] = lambda r: None,
+) -> RunOutcome:
+    """Start the next round of a FAILED run and follow it to the end."""
+    return follow_run(stack, run_id, retry_run(run_id), out_dir, timeout_s, on_progress)
+
+
+def follow_run(
+    stack: LocalStack,
+    run_id: str,
+    round_: int,
+    out_dir: Path | None,
+    timeout_s: float,
+    on_progress: Callable[[RunRecord], None],
+) -> RunOutcome:
+    assert stack.settings is not None and stack.runner is not None
     started = time.perf_counter()
-    run_id = submit_run(spec)
-    arn = execution_arn(stack.settings.state_machine_arn, run_id)
+    retries_before = stack.runner.retried_attempts()
+    arn = execution_arn(stack.settings.state_machine_arn, run_id, round_)
     record, execution_status = watch_run(run_id, arn, timeout_s, on_progress)
     wall = time.perf_counter() - started
     summary: dict[str, Any] = {}
@@ -101,4 +127,14 @@ def run_on_stack(
         if out_dir is not None:
             results_dir = copy_results(run_id, out_dir)
     timings = {"stack_startup_s": round(stack.startup_s, 3), "stages_s": stage_seconds(arn), **shard_seconds(run_id)}
-    return RunOutcome(run_id, record, arn, execution_status, wall, results_dir, summary, timings)
+    faults = None
+    if stack.chaos_seed is not None:
+        faults = {
+            "injected": read_injections(stack.chaos_dir),
+            "recovered": {
+                "batch_job_retries": stack.runner.retried_attempts() - retries_before,
+                "shard_redeliveries": sum(s.attempt - 1 for s in read_shards(run_id)),
+                "events_refused_as_duplicates": record.duplicates,
+            },
+        }
+    return RunOutcome(run_id, record, arn, execution_status, wall, results_dir, summary, timings, faults)

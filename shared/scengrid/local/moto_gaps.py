@@ -8,7 +8,8 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
    request/response normalisation that its base class leaves empty, for Batch only.
 2. ``batch_jobs_as_processes``: without Docker, moto's Batch cannot run a job. Each job runs
    its real command as a local process, with the environment AWS Batch would set, and its
-   real exit status decides SUCCEEDED or FAILED.
+   real exit status decides SUCCEEDED or FAILED (moto ignores retry strategies too: the
+   local runner applies the job definition's, see local/batch_runner.py).
 3. ``job_description``: an array parent whose child failed stays SUBMITTED forever in moto;
    it becomes FAILED once every child has stopped and one failed, as on AWS. DescribeJobs of
    a container job also drops the exit code; it is put back in ``container.exitCode``.
@@ -53,7 +54,8 @@ class LocalJob:
     command: list[str]
     environment: dict[str, str]
     should_stop: Callable[[], bool]  # TerminateJob was called
-    on_start: Callable[[], None]  # the job got a slot and is RUNNING
+    on_start: Callable[[], None]  # an attempt got a slot and is RUNNING
+    retry_strategy: dict[str, Any]  # the job definition's, as AWS Batch would apply it
 
 
 _runner: JobRunner | None = None
@@ -118,7 +120,15 @@ def _patch_batch_jobs_as_processes() -> None:
                 self._start_attempt()
 
             command = self._add_parameters_to_command(self._get_container_property("command", []))
-            local = LocalJob(self.job_id, self.job_name, list(command), _job_environment(self), lambda: self.stop, started)
+            local = LocalJob(
+                self.job_id,
+                self.job_name,
+                list(command),
+                _job_environment(self),
+                lambda: self.stop,
+                started,
+                self.job_definition.retry_strategy or {},
+            )
             self.status = JobStatus.RUNNABLE
             assert _runner is not None, "moto_gaps.install() sets the job runner"
             self.exit_code = _runner(local)

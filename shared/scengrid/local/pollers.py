@@ -16,6 +16,7 @@ from typing import Any
 
 from scengrid.aws import client
 from scengrid.events import RunRequested, parse_envelope
+from scengrid.runs import execution_name
 
 TRACKER_HANDLER = "services.tracker.handler.lambda_handler"
 RECEIVE_WAIT_S = 1
@@ -122,7 +123,8 @@ def launch_poller(queue_url: str, state_machine_arn: str) -> QueuePoller:
             if not isinstance(event, RunRequested):
                 continue
             try:
-                sfn.start_execution(stateMachineArn=state_machine_arn, name=event.run_id, input=message["Body"])
+                name = execution_name(event.run_id, event.round)
+                sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=message["Body"])
             except sfn.exceptions.ExecutionAlreadyExists:
                 pass  # a duplicate delivery of the same run-requested
         return set()
@@ -130,7 +132,7 @@ def launch_poller(queue_url: str, state_machine_arn: str) -> QueuePoller:
     return QueuePoller("scengrid-launcher", queue_url, handle)
 
 
-def execution_arn(state_machine_arn: str, run_id: str) -> str:
-    """Executions are named after their run."""
-    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{run_id}"
+def execution_arn(state_machine_arn: str, run_id: str, round_: int = 1) -> str:
+    """Executions are named after their run and round."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{execution_name(run_id, round_)}"
 

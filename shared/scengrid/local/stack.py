@@ -23,12 +23,17 @@ LOCAL_CREDENTIALS = {
 }
 STACK_NAME = "scengrid"
 REGION = "us-east-1"
+# Locally a lost shard (a killed worker) comes back after this long, not after minutes.
+LOCAL_VISIBILITY_TIMEOUT_S = 10
 
 
 class LocalStack:
-    def __init__(self, work_dir: Path | None = None, job_slots: int | None = None) -> None:
+    def __init__(
+        self, work_dir: Path | None = None, job_slots: int | None = None, chaos_seed: int | None = None
+    ) -> None:
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="scengrid-"))
         self.job_slots = job_slots or cpu_count()
+        self.chaos_seed = chaos_seed  # None: no fault injection
         self.emulator = Emulator()
         self.settings: Settings | None = None
         self.runner: LocalBatchRunner | None = None
@@ -43,7 +48,11 @@ class LocalStack:
         use_settings(Settings(endpoint_url=self.emulator.url, region=REGION))
         self.settings = provision(STACK_NAME, self.emulator.url, REGION, self.emulator.set_state_machine_execution)
         # in-process services (the tracker) log to a file; job processes log to their own files
-        self.settings = self.settings.model_copy(update={"log_file": str(self.work_dir / "services.log")})
+        local = {"log_file": str(self.work_dir / "services.log"), "visibility_timeout_s": LOCAL_VISIBILITY_TIMEOUT_S}
+        if self.chaos_seed is not None:
+            local.update(chaos_dir=str(self.chaos_dir), chaos_seed=self.chaos_seed)
+            self.chaos_dir.mkdir(parents=True, exist_ok=True)
+        self.settings = self.settings.model_copy(update=local)
         use_settings(self.settings)
         self.runner = LocalBatchRunner(
             slots=self.job_slots,
@@ -74,6 +83,10 @@ class LocalStack:
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         retarget_state_machine_rules(client("events"), self.settings.event_bus, arn)
         return url
+
+    @property
+    def chaos_dir(self) -> Path:
+        return self.work_dir / "chaos"
 
     @property
     def tracker(self) -> QueuePoller:
