@@ -12,6 +12,8 @@ the run's summary can say what was injected."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 import threading
@@ -76,10 +78,17 @@ def add_throttling(client: Any, service: str) -> None:
     client.meta.events.register(f"before-send.{client.meta.service_model.service_name}", maybe_throttle)
 
 
+def _picked(seed: int, entry: dict[str, str], rate: float) -> bool:
+    """A reproducible draw per event: the same run shape and seed duplicate the same events."""
+    detail = json.loads(entry["Detail"])
+    key = f"{seed}:{entry['DetailType']}:{detail.get('shard_id', '')}:{detail.get('round', 1)}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64 < rate
+
+
 def duplicated(entries: list[dict[str, str]]) -> list[dict[str, str]]:
     """The entries again, for a fraction of them: they will be delivered twice."""
-    rate = get_settings().chaos_duplicate_rate
-    copies = [e for e in entries if _random() < rate]
+    settings = get_settings()
+    copies = [e for e in entries if _picked(settings.chaos_seed, e, settings.chaos_duplicate_rate)]
     for _ in copies:
         record("duplicate_event")
     return copies

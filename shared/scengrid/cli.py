@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from scengrid.commands import demo
+from scengrid.commands import demo, runs
 from scengrid.errors import ScengridError
 
-COMMANDS = (demo,)
+COMMANDS = (demo, runs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ class RunOutcome:
     summary: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
     faults: dict[str, Any] | None = None
+    shard_statuses: dict[str, int] = field(default_factory=dict)  # from the shards table
 
     def as_json(self) -> dict[str, Any]:
         s = self.summary
@@ -43,6 +45,7 @@ class RunOutcome:
             "shards": self.record.shards_total,
             "shards_done": self.record.shards_done,
             "shards_failed": self.record.shards_failed,
+            "shard_statuses": self.shard_statuses,
             "var_95": s.get("var_95"),
             "var_99": s.get("var_99"),
             "es_975": s.get("es_975"),
@@ -127,14 +130,16 @@ def follow_run(
         if out_dir is not None:
             results_dir = copy_results(run_id, out_dir)
     timings = {"stack_startup_s": round(stack.startup_s, 3), "stages_s": stage_seconds(arn), **shard_seconds(run_id)}
+    shards = read_shards(run_id)
+    statuses = dict(Counter(s.status.value for s in shards))
     faults = None
     if stack.chaos_seed is not None:
         faults = {
             "injected": read_injections(stack.chaos_dir),
             "recovered": {
                 "batch_job_retries": stack.runner.retried_attempts() - retries_before,
-                "shard_redeliveries": sum(s.attempt - 1 for s in read_shards(run_id)),
+                "shard_redeliveries": sum(s.attempt - 1 for s in shards),
                 "events_refused_as_duplicates": record.duplicates,
             },
         }
-    return RunOutcome(run_id, record, arn, execution_status, wall, results_dir, summary, timings, faults)
+    return RunOutcome(run_id, record, arn, execution_status, wall, results_dir, summary, timings, faults, statuses)
