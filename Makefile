@@ -34,8 +34,9 @@ test-fast: venv ## unit tests only
 lint: venv ## cfn-lint the template
 	$(RUN) cfn-lint infra/template.yaml
 
-schemas: venv ## regenerate infra/schemas/ from the event models
+schemas: venv ## regenerate infra/schemas/ (events) and infra/openapi.json (API)
 	$(RUN) python -m scengrid.schemas --write
+	$(RUN) python -m services.tracker.openapi --write
 
 bench: venv ## benchmarks (JSON on stdout)
 	$(RUN) python tests/bench/bench_kernel.py

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from functools import singledispatch
 
-from scengrid.events import AllDone, Event, RunFailed, RunRequested, ShardDone, ShardFailed, ShardWritten
+from scengrid.events import (
+    AllDone,
+    Event,
+    RunCancelled,
+    RunFailed,
+    RunRequested,
+    ShardDone,
+    ShardFailed,
+    ShardWritten,
+)
 from scengrid.status import Status
 
 from services.tracker.dal import RunStore
@@ -82,4 +91,11 @@ def _(event: RunFailed, store: RunStore) -> bool:
         event.round,
         Status.FAILED,
         {"reason": event.reason, "failed_shards": event.failed_shards, "finished_at": event.at.isoformat()},
+    )
+
+
+@apply_event.register
+def _(event: RunCancelled, store: RunStore) -> bool:
+    return store.finish_run(
+        event.run_id, event.round, Status.CANCELLED, {"reason": event.reason, "finished_at": event.at.isoformat()}
     )

@@ -15,6 +15,7 @@ from scengrid.events import ShardDone, ShardFailed, publish
 from scengrid.kernel import results_table
 from scengrid.observability import service_logger
 from scengrid.settings import Settings
+from scengrid.status import Status, read_run
 from scengrid.work import ShardWork
 
 from services.worker.evaluator import ShardEvaluator
@@ -89,6 +90,10 @@ class Worker:
         work = ShardWork.model_validate_json(message["Body"])
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         logger.append_keys(run_id=work.run_id, shard_id=work.shard_id)
+        if self._cancelled(work.run_id):
+            logger.info("run cancelled: shard dropped")
+            self.sqs.delete_message(QueueUrl=self.settings.work_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            return
         started = time.perf_counter()
         try:
             if chaos.poisoned(work.shard_id):
@@ -122,6 +127,13 @@ class Worker:
         self.sqs.delete_message(QueueUrl=self.settings.work_queue_url, ReceiptHandle=message["ReceiptHandle"])
         self.report.done.append(work.shard_id)
         logger.info("shard done", extra={"rows": table.num_rows, "seconds": round(duration, 3)})
+
+    def _cancelled(self, run_id: str) -> bool:
+        """One GetItem per shard; a missing runs table setting means no cancellation check."""
+        if not self.settings.runs_table:
+            return False
+        run = read_run(run_id)
+        return run is not None and run.status is Status.CANCELLED
 
     def _fail(self, work: ShardWork, attempt: int, exc: Exception, receipt: str) -> None:
         error = f"{type(exc).__name__}: {exc}"

@@ -27,6 +27,21 @@ class UnknownModel(InvalidInput):
         super().__init__("model.name", f"no model named {name!r} is registered (registered: {listed})")
 
 
+class RunNotFound(ScengridError):
+    exit_code = 4
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run {run_id!r}; `scengrid runs` lists the runs")
+
+
+class Conflict(ScengridError):
+    """The request contradicts the run's state (retrying a COMPLETE run, reusing an
+    Idempotency-Key for another spec)."""
+
+    exit_code = 3
+
+
 class ModelFailure(ScengridError):
     """The model raised while evaluating a shard."""
 

@@ -83,8 +83,14 @@ class RunFailed(Event):
     failed_shards: list[str] = Field(default_factory=list)
 
 
+class RunCancelled(Event):
+    detail_type: ClassVar[str] = "run-cancelled"
+    reason: str = "cancelled by the user"
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.detail_type: cls for cls in (RunRequested, ShardWritten, ShardDone, ShardFailed, AllDone, RunFailed)
+    cls.detail_type: cls
+    for cls in (RunRequested, ShardWritten, ShardDone, ShardFailed, AllDone, RunFailed, RunCancelled)
 }
 
 

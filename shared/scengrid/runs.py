@@ -1,26 +1,44 @@
-"""Submitting a run: validate the RunSpec at the edge, then emit ``run-requested``."""
+"""Runs as a user acts on them: submit (validated at the edge), retry, cancel. Each emits an
+event; the tracker alone turns events into status."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime, timezone
 
-from scengrid.errors import InvalidInput
-from scengrid.events import RunRequested, publish
+from scengrid.aws import client
+from scengrid.errors import Conflict, RunNotFound
+from scengrid.events import RunCancelled, RunRequested, publish
 from scengrid.models import load_model
+from scengrid.settings import get_settings
 from scengrid.spec import RunSpec
-from scengrid.status import Status, read_run
+from scengrid.status import FINAL, RunRecord, Status, read_run
 
 
 def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
-def submit_run(spec: RunSpec, run_id: str | None = None) -> str:
+def run_id_for_key(idempotency_key: str) -> str:
+    """The run an Idempotency-Key names: the same key is always the same run."""
+    return "k-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
+
+
+def submit_run(spec: RunSpec, run_id: str | None = None, idempotency_key: str | None = None) -> str:
     """Validate that the model exists and takes these params, then request the run.
 
-    Nothing is written before validation passes, so a bad spec leaves nothing behind."""
+    Nothing is written before validation passes, so a bad spec leaves nothing behind. With an
+    idempotency key, a repeat returns the same run (and starts nothing twice); the same key
+    with another spec is a Conflict."""
     load_model(spec.model.name, spec.model.params)
+    if idempotency_key:
+        run_id = run_id_for_key(idempotency_key)
+        existing = read_run(run_id)
+        if existing is not None:
+            if RunSpec.model_validate(existing.spec) != spec:
+                raise Conflict(f"Idempotency-Key already used for run {run_id} with another spec; use a new key")
+            return run_id
     run_id = run_id or new_run_id()
     publish([RunRequested(run_id=run_id, spec=spec)], service="api")
     return run_id
@@ -31,15 +49,37 @@ def execution_name(run_id: str, round_: int) -> str:
     return run_id if round_ == 1 else f"{run_id}-r{round_}"
 
 
+def execution_arn(state_machine_arn: str, run_id: str, round_: int = 1) -> str:
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{execution_name(run_id, round_)}"
+
+
+def get_run(run_id: str) -> RunRecord:
+    record = read_run(run_id)
+    if record is None:
+        raise RunNotFound(run_id)
+    return record
+
+
 def retry_run(run_id: str) -> int:
     """Start the next round of a FAILED run: only its FAILED or missing shards run again,
     then it is collated. Returns the new round."""
-    record = read_run(run_id)
-    if record is None:
-        raise InvalidInput("run_id", f"no run {run_id!r}")
+    record = get_run(run_id)
     if record.status is not Status.FAILED:
-        raise InvalidInput("run_id", f"run {run_id} is {record.status.value}; only a FAILED run can be retried")
-    spec = RunSpec.model_validate(record.spec)
+        raise Conflict(f"run {run_id} is {record.status.value}; only a FAILED run can be retried")
     next_round = record.round + 1
-    publish([RunRequested(run_id=run_id, round=next_round, spec=spec)], service="api")
+    publish([RunRequested(run_id=run_id, round=next_round, spec=RunSpec.model_validate(record.spec))], service="api")
     return next_round
+
+
+def cancel_run(run_id: str) -> None:
+    """Stop the run's execution and mark it CANCELLED; workers drop its remaining shards."""
+    record = get_run(run_id)
+    if record.status in FINAL:
+        raise Conflict(f"run {run_id} is already {record.status.value}")
+    sfn = client("stepfunctions")
+    arn = execution_arn(get_settings().state_machine_arn, run_id, record.round)
+    try:
+        sfn.stop_execution(executionArn=arn, cause="cancelled by the user")
+    except sfn.exceptions.ExecutionDoesNotExist:
+        pass  # not started yet: the CANCELLED status keeps its shards from running
+    publish([RunCancelled(run_id=run_id, round=record.round)], service="api")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -38,18 +38,13 @@ class RunSpec(_Strict):
     version: Literal[1] = 1
     model: ModelRef = Field(default_factory=lambda: ModelRef(name="linear"))
     scenarios: GeneratedScenarios
-    shard_size: int | Literal["auto"] = Field("auto", description="scenarios per shard, or auto")
+    shard_size: Annotated[int, Field(gt=0)] | Literal["auto"] = Field("auto", description="scenarios per shard, or auto")
     workers: int = Field(2, ge=1, le=100_000, description="worker tasks evaluating shards")
 
     @model_validator(mode="after")
     def _shard_bounds(self) -> RunSpec:
-        if isinstance(self.shard_size, int):
-            if self.shard_size <= 0:
-                raise ValueError("shard_size must be a positive number of scenarios, or 'auto'")
-            if math.ceil(self.scenarios.count / self.shard_size) > MAX_SHARDS:
-                raise ValueError(
-                    f"shard_size {self.shard_size} makes more than {MAX_SHARDS} shards; use a larger one"
-                )
+        if isinstance(self.shard_size, int) and math.ceil(self.scenarios.count / self.shard_size) > MAX_SHARDS:
+            raise ValueError(f"shard_size {self.shard_size} makes more than {MAX_SHARDS} shards; use a larger one")
         return self
 
     def resolved_shard_size(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from decimal import Decimal
 from enum import StrEnum
@@ -11,6 +12,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from scengrid.aws import client
+from scengrid.errors import InvalidInput
 from scengrid.settings import get_settings
 
 
@@ -19,11 +21,12 @@ class Status(StrEnum):
     RUNNING = "RUNNING"
     COMPLETE = "COMPLETE"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
 
 
 _deserializer = TypeDeserializer()
 
-FINAL = frozenset({Status.COMPLETE, Status.FAILED})
+FINAL = frozenset({Status.COMPLETE, Status.FAILED, Status.CANCELLED})
 
 
 class RunRecord(BaseModel):
@@ -42,6 +45,10 @@ class RunRecord(BaseModel):
     summary_key: str | None = None
     pnl_key: str | None = None
     reason: str | None = None
+    finished_at: str | None = None
+    var_95: float | None = None
+    var_99: float | None = None
+    es_975: float | None = None
     failed_shards: list[str] = []
     spec: dict[str, Any] = {}
 
@@ -96,3 +103,17 @@ def read_shards(run_id: str) -> list[ShardRecord]:
         ConsistentRead=True,
     )
     return [ShardRecord.model_validate(_from_item(item)) for page in pages for item in page["Items"]]
+
+
+def page_runs(limit: int, next_token: str | None) -> tuple[list[RunRecord], str | None]:
+    """Up to ``limit`` runs and the token of the next page (None on the last page)."""
+    request: dict[str, Any] = {"TableName": get_settings().runs_table, "Limit": limit}
+    if next_token:
+        try:
+            request["ExclusiveStartKey"] = json.loads(base64.urlsafe_b64decode(next_token.encode()))
+        except ValueError as exc:
+            raise InvalidInput("next_token", "not a token this API returned; omit it for the first page") from exc
+    page = client("dynamodb").scan(**request)
+    last = page.get("LastEvaluatedKey")
+    token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None
+    return [RunRecord.model_validate(_from_item(item)) for item in page["Items"]], token

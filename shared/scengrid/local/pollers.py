@@ -130,9 +130,3 @@ def launch_poller(queue_url: str, state_machine_arn: str) -> QueuePoller:
         return set()
 
     return QueuePoller("scengrid-launcher", queue_url, handle)
-
-
-def execution_arn(state_machine_arn: str, run_id: str, round_: int = 1) -> str:
-    """Executions are named after their run and round."""
-    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{execution_name(run_id, round_)}"
-

@@ -84,6 +84,18 @@ class LocalStack:
         retarget_state_machine_rules(client("events"), self.settings.event_bus, arn)
         return url
 
+    def _stop_executions(self) -> None:
+        """Runs still in flight end ABORTED, rather than failing against a stopped emulator."""
+        if self.settings is None:
+            return
+        sfn = client("stepfunctions")
+        try:
+            running = sfn.list_executions(stateMachineArn=self.settings.state_machine_arn, statusFilter="RUNNING")
+            for execution in running["executions"]:
+                sfn.stop_execution(executionArn=execution["executionArn"], cause="the local stack is stopping")
+        except Exception:  # the emulator is already unreachable: nothing left to stop
+            return
+
     @property
     def chaos_dir(self) -> Path:
         return self.work_dir / "chaos"
@@ -93,6 +105,7 @@ class LocalStack:
         return self._pollers[0]
 
     def __exit__(self, *exc: object) -> None:
+        self._stop_executions()
         for poller in self._pollers:
             poller.stop()
         for poller in self._pollers:

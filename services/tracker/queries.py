@@ -1,0 +1,112 @@
+"""The read side of the API: run views with progress, shards, results. Pure reads."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel
+
+from scengrid import layout
+from scengrid.errors import Conflict
+from scengrid.s3io import get_json
+from scengrid.aws import client
+from scengrid.runs import get_run
+from scengrid.settings import get_settings
+from scengrid.spec import RunSpec
+from scengrid.status import FINAL, RunRecord, ShardRecord, Status, page_runs, read_shards
+
+PRESIGNED_TTL_S = 3600
+
+
+class Progress(BaseModel):
+    shards_total: int
+    shards_done: int
+    shards_failed: int
+    scenarios_done: int
+    elapsed_s: float
+    scenarios_per_s: float | None
+    eta_s: float | None
+
+
+class RunView(BaseModel):
+    run_id: str
+    status: Status
+    round: int
+    scenarios: int
+    model: str | None
+    created_at: str | None
+    updated_at: str | None
+    finished_at: str | None
+    progress: Progress
+    var_95: float | None = None
+    var_99: float | None = None
+    es_975: float | None = None
+    reason: str | None = None
+    failed_shards: list[str] = []
+
+
+def _parse(ts: str | None) -> datetime | None:
+    return datetime.fromisoformat(ts) if ts else None
+
+
+def progress_of(record: RunRecord, now: datetime | None = None) -> Progress:
+    """Throughput and ETA from the runs item alone (one GetItem)."""
+    now = now or datetime.now(timezone.utc)
+    shard_size = RunSpec.model_validate(record.spec).resolved_shard_size() if record.spec else 0
+    done = min(record.scenarios, record.shards_done * shard_size)
+    start = _parse(record.created_at)
+    end = _parse(record.finished_at) if record.status in FINAL else now
+    elapsed = max(0.0, (end - start).total_seconds()) if start and end else 0.0
+    rate = done / elapsed if elapsed > 0 and done else None
+    left = record.scenarios - done
+    eta = 0.0 if record.status in FINAL else (left / rate if rate else None)
+    return Progress(
+        shards_total=record.shards_total,
+        shards_done=record.shards_done,
+        shards_failed=record.shards_failed,
+        scenarios_done=done,
+        elapsed_s=round(elapsed, 3),
+        scenarios_per_s=round(rate, 1) if rate else None,
+        eta_s=round(eta, 1) if eta is not None else None,
+    )
+
+
+def run_view(run_id: str) -> RunView:
+    return run_view_of(get_run(run_id))
+
+
+def list_runs(limit: int, next_token: str | None) -> tuple[list[RunView], str | None]:
+    """A page of runs. The runs table is keyed by run id only, so this pages a scan."""
+    records, token = page_runs(limit, next_token)
+    return [run_view_of(r) for r in records], token
+
+
+def run_view_of(record: RunRecord) -> RunView:
+    return RunView(
+        run_id=record.run_id, status=record.status, round=record.round, scenarios=record.scenarios,
+        model=(record.spec.get("model") or {}).get("name"), created_at=record.created_at,
+        updated_at=record.updated_at, finished_at=record.finished_at, progress=progress_of(record),
+        var_95=record.var_95, var_99=record.var_99, es_975=record.es_975, reason=record.reason,
+        failed_shards=record.failed_shards,
+    )
+
+
+def shards_of(run_id: str, status: Status | None) -> list[ShardRecord]:
+    get_run(run_id)
+    shards = read_shards(run_id)
+    return [s for s in shards if status is None or s.status is status]
+
+
+def results_of(run_id: str) -> dict[str, Any]:
+    """The summary and presigned URLs of the result objects of a COMPLETE run."""
+    record = get_run(run_id)
+    if record.status is not Status.COMPLETE or not record.summary_key:
+        raise Conflict(f"run {run_id} is {record.status.value}; results exist once it is COMPLETE")
+    s3 = client("s3")
+    bucket = get_settings().bucket
+    urls = {
+        name: s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=PRESIGNED_TTL_S)
+        for name, key in (("summary.json", layout.summary_key(run_id)), ("pnl.parquet", layout.pnl_key(run_id)))
+    }
+    return {"run_id": run_id, "summary": get_json(record.summary_key), "urls": urls, "expires_in_s": PRESIGNED_TTL_S}

@@ -1,0 +1,111 @@
+"""The local API endpoint: HTTP on a loopback port, turned into the API Gateway (REST, proxy)
+events the API Lambda receives on AWS, with API Gateway's API-key check in front."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from scengrid.local.emulator import LOOPBACK, free_port
+from scengrid.local.pollers import LambdaContext, load_handler
+
+API_HANDLER = "services.tracker.api.lambda_handler"
+API_KEY_HEADER = "x-api-key"
+
+
+def proxy_event(method: str, url: str, headers: dict[str, str], body: str | None) -> dict[str, Any]:
+    """The REST API proxy-integration event for one request."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    return {
+        "resource": parts.path,
+        "path": parts.path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "stage": "local",
+            "httpMethod": method,
+            "path": parts.path,
+            "identity": {"apiKey": headers.get(API_KEY_HEADER), "sourceIp": LOOPBACK},
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+class LocalApi:
+    """Serves the API Lambda on ``http://127.0.0.1:<port>``; requests need ``x-api-key``:
+    401 without it, 403 with a wrong one (as API Gateway answers an API-key-required method)."""
+
+    def __init__(self, api_key: str, port: int | None = None) -> None:
+        self.api_key = api_key
+        self.port = port or free_port()
+        self._handler: Callable[[dict[str, Any], Any], dict[str, Any]] = load_handler(API_HANDLER)
+        self._server = ThreadingHTTPServer((LOOPBACK, self.port), self._request_handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, name="scengrid-api", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def _authorise(self, headers: dict[str, str]) -> tuple[int, str] | None:
+        given = headers.get(API_KEY_HEADER)
+        if not given:
+            return 401, f"missing API key: send it in the {API_KEY_HEADER} header"
+        if given != self.api_key:
+            return 403, "the API key is not valid"
+        return None
+
+    def invoke(self, method: str, url: str, headers: dict[str, str], body: str | None) -> tuple[int, dict[str, str], bytes]:
+        headers = {k.lower(): v for k, v in headers.items()}
+        refused = self._authorise(headers)
+        if refused:
+            status, message = refused
+            return status, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode()
+        event = proxy_event(method, url, headers, body)
+        response = self._handler(event, LambdaContext(function_name="scengrid-api", aws_request_id=event["requestContext"]["requestId"]))
+        out_headers = dict(response.get("headers") or {})
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            out_headers[name] = values[-1]
+        return int(response["statusCode"]), out_headers, (response.get("body") or "").encode()
+
+    def _request_handler(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode() if length else None
+                status, headers, payload = api.invoke(self.command, self.path, dict(self.headers.items()), body)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
+
+            def log_message(self, *args: Any) -> None:  # requests are logged by the Lambda's logger
+                return
+
+        return Handler
+
+    def start(self) -> LocalApi:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,135 @@
+"""The API over HTTP, through the local adapter that builds API Gateway proxy events, against
+the emulator: auth, idempotency, and bad input named by field with nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from scengrid.aws import client
+from scengrid.local.http_api import LocalApi
+from services.tracker.openapi import SPEC_FILE, openapi_text
+
+KEY = "test-key"
+GOOD = {"scenarios": {"count": 2000, "seed": 3}, "shard_size": 1000, "workers": 1}
+
+
+@pytest.fixture(scope="module")
+def api(local_stack) -> Iterator[LocalApi]:  # noqa: ANN001
+    server = LocalApi(api_key=KEY).start()
+    yield server
+    server.stop()
+
+
+def call(api: LocalApi, method: str, path: str, body: object = None, key: str | None = KEY, **headers: str) -> requests.Response:
+    if key is not None:
+        headers["x-api-key"] = key
+    data = body if isinstance(body, (str, bytes)) or body is None else json.dumps(body)
+    return requests.request(method, api.url + path, data=data, headers=headers, timeout=30)
+
+
+def footprint(stack) -> tuple[int, int]:  # noqa: ANN001
+    """Items in the runs table and objects in the bucket."""
+    runs = client("dynamodb").scan(TableName=stack.settings.runs_table, Select="COUNT")["Count"]
+    objects = client("s3").list_objects_v2(Bucket=stack.settings.bucket).get("KeyCount", 0)
+    return runs, objects
+
+
+def settle(stack) -> tuple[int, int]:  # noqa: ANN001
+    """The footprint once every run is final and the tracker has drained its queue."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        items = client("dynamodb").scan(TableName=stack.settings.runs_table)["Items"]
+        if all(i["status"]["S"] in ("COMPLETE", "FAILED", "CANCELLED") for i in items):
+            break
+        time.sleep(0.5)
+    time.sleep(1.5)
+    return footprint(stack)
+
+
+def test_openapi_spec_in_infra_is_current() -> None:
+    assert SPEC_FILE.read_text() == openapi_text(), "run `make schemas`"
+
+
+def test_requests_without_a_valid_key_are_refused(api: LocalApi) -> None:
+    assert call(api, "GET", "/runs", key=None).status_code == 401
+    assert call(api, "GET", "/runs", key="wrong").status_code == 403
+    assert call(api, "POST", "/runs", GOOD, key="wrong").status_code == 403
+
+
+def test_submit_is_accepted_and_an_idempotency_key_returns_the_same_run(api: LocalApi, local_stack) -> None:  # noqa: ANN001
+    key = str(uuid.uuid4())
+    first = call(api, "POST", "/runs", GOOD, **{"Idempotency-Key": key})
+    assert first.status_code == 202, first.text
+    run_id = first.json()["run_id"]
+    assert first.headers["Location"] == f"/runs/{run_id}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and call(api, "GET", f"/runs/{run_id}").status_code == 404:
+        time.sleep(0.2)
+    again = call(api, "POST", "/runs", GOOD, **{"Idempotency-Key": key})
+    assert again.status_code == 202 and again.json()["run_id"] == run_id
+    other = call(api, "POST", "/runs", {**GOOD, "workers": 2}, **{"Idempotency-Key": key})
+    assert other.status_code == 409 and "Idempotency-Key" in other.json()["error"]
+    view = call(api, "GET", f"/runs/{run_id}").json()
+    assert view["run_id"] == run_id and view["scenarios"] == 2000
+
+
+BAD_SUBMISSIONS = [
+    ({**GOOD, "shard_size": 0}, 422, "shard_size"),
+    ({**GOOD, "shard_size": -10}, 422, "shard_size"),
+    ({**GOOD, "workers": 0}, 422, "workers"),
+    ({**GOOD, "scenarios": {"count": 0}}, 422, "count"),
+    ({**GOOD, "scenarios": {"count": 10**12}}, 422, "count"),
+    ({**GOOD, "scenarios": {"count": 10, "seed": -1}}, 422, "seed"),
+    ({"shard_size": 10}, 422, "scenarios"),
+    ({**GOOD, "model": {"name": "os.system"}}, 422, "name"),
+    ({**GOOD, "model": {"name": "nosuchmodel"}}, 400, "model.name"),
+    ({**GOOD, "model": {"name": "linear", "params": {"vols": {"equity.SPX": -1}}}}, 400, "model.params"),
+    ({**GOOD, "surprise": True}, 422, "surprise"),
+    ({**GOOD, "scenarios": {"count": 1000, "kind": "perl"}}, 422, "kind"),
+    ("{not json", 422, "body"),
+    ("x" * (300 * 1024), 413, "body"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "field"), BAD_SUBMISSIONS, ids=[f"{f}-{s}-{i}" for i, (_, s, f) in enumerate(BAD_SUBMISSIONS)])
+def test_bad_submissions_name_the_field_and_leave_nothing(api: LocalApi, local_stack, body, status: int, field: str) -> None:  # noqa: ANN001
+    before = settle(local_stack)
+    response = call(api, "POST", "/runs", body)
+    assert response.status_code == status, response.text
+    assert field in response.text
+    assert settle(local_stack) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "field"),
+    [
+        ("GET", "/runs/no-such-run", 404, "run_id"),
+        ("GET", "/runs/no-such-run/shards", 404, "run_id"),
+        ("GET", "/runs/bad%20id!", 422, "run_id"),
+        ("GET", "/runs?limit=0", 422, "limit"),
+        ("GET", "/runs?next_token=garbage", 400, "next_token"),
+        ("GET", "/runs/x/shards?status=DONE", 422, "status"),
+        ("POST", "/runs/no-such-run/retry", 404, "run_id"),
+        ("DELETE", "/runs/no-such-run", 404, "run_id"),
+    ],
+)
+def test_bad_reads_and_actions_name_the_field(api: LocalApi, method: str, path: str, status: int, field: str) -> None:
+    response = call(api, method, path)
+    assert response.status_code == status, response.text
+    assert field in response.text
+
+
+def test_runs_are_listed_a_page_at_a_time(api: LocalApi) -> None:
+    for _ in range(3):
+        assert call(api, "POST", "/runs", GOOD).status_code == 202
+    time.sleep(2)
+    first = call(api, "GET", "/runs?limit=2").json()
+    assert len(first["runs"]) == 2 and first["next_token"]
+    second = call(api, "GET", f"/runs?limit=2&next_token={first['next_token']}").json()
+    assert {r["run_id"] for r in first["runs"]}.isdisjoint({r["run_id"] for r in second["runs"]})
