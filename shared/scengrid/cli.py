@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from scengrid.commands import demo, runs
+from scengrid.commands import demo, local, runs
 from scengrid.errors import ScengridError
 
-COMMANDS = (demo, runs)
+COMMANDS = (demo, local, runs)
 
 
 def build_parser() -> argparse.ArgumentParser:

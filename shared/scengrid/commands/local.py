@@ -1,0 +1,133 @@
+"""``scengrid local up|down``: the local stack (emulator, provisioned template, tracker,
+orchestrator, Batch-as-processes) and the API on a loopback port, kept running."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from scengrid.client import LOCAL_STATE, local_state
+from scengrid.errors import ScengridError
+
+UP_EXAMPLES = """examples:
+  scengrid local up            # in the foreground; Ctrl-C stops it
+  scengrid local up --detach   # in the background; `scengrid local down` stops it
+  scengrid submit spec.yaml --watch
+"""
+READY_TIMEOUT_S = 120
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    local = subparsers.add_parser("local", help="start or stop the local stack and its API")
+    actions = local.add_subparsers(dest="action", metavar="ACTION", required=True)
+    up = actions.add_parser(
+        "up",
+        help="start the local stack and serve the API on a loopback port",
+        description="Start the embedded AWS emulator, provision infra/template.yaml, run the tracker and the "
+        "orchestrator, and serve the API with a fresh API key. The endpoint and key are written to "
+        f"{LOCAL_STATE}, where the other commands find them.",
+        epilog=UP_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    up.add_argument("--detach", action="store_true", help="run in the background and return once it is ready")
+    up.add_argument("--port", type=int, default=None, help="API port (default: a free one)")
+    up.set_defaults(func=run_up)
+    down = actions.add_parser(
+        "down", help="stop the local stack started by `scengrid local up`", epilog="example:\n  scengrid local down",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    down.set_defaults(func=run_down)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def run_up(args: argparse.Namespace) -> int:
+    state = local_state()
+    if state and _alive(state["pid"]):
+        raise ScengridError(f"a local stack is already up (pid {state['pid']}, API {state['api_url']}); `scengrid local down` stops it")
+    if args.detach:
+        return _detach(args)
+    return _serve(args.port)
+
+
+def _serve(port: int | None) -> int:
+    from scengrid.local.http_api import LocalApi
+    from scengrid.local.stack import LocalStack
+
+    err = Console(stderr=True)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    with LocalStack() as stack:
+        api = LocalApi(api_key=secrets.token_urlsafe(24), port=port).start()
+        LOCAL_STATE.parent.mkdir(exist_ok=True)
+        state = {
+            "pid": os.getpid(),
+            "api_url": api.url,
+            "api_key": api.api_key,
+            "emulator_url": stack.emulator.url,
+            "work_dir": str(stack.work_dir),
+        }
+        LOCAL_STATE.write_text(json.dumps(state, indent=2))
+        err.print(f"scengrid local stack up: API {api.url} (key in {LOCAL_STATE}); logs in {stack.work_dir}")
+        try:
+            while not stopping.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            api.stop()
+            LOCAL_STATE.unlink(missing_ok=True)
+    err.print("scengrid local stack down")
+    return 0
+
+
+def _detach(args: argparse.Namespace) -> int:
+    LOCAL_STATE.parent.mkdir(exist_ok=True)
+    log = LOCAL_STATE.parent / "local.log"
+    command = [sys.executable, "-m", "scengrid.cli", "local", "up"] + (["--port", str(args.port)] if args.port else [])
+    with log.open("wb") as out:
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        state = local_state()
+        if state and state.get("pid") == child.pid:
+            Console(stderr=True).print(f"scengrid local stack up (pid {child.pid}): API {state['api_url']}; log {log}")
+            return 0
+        if child.poll() is not None:
+            raise ScengridError(f"the local stack failed to start; see {log}")
+        time.sleep(0.2)
+    child.terminate()
+    raise ScengridError(f"the local stack was not ready within {READY_TIMEOUT_S}s; see {log}")
+
+
+def run_down(args: argparse.Namespace) -> int:
+    state = local_state()
+    if not state or not _alive(state["pid"]):
+        LOCAL_STATE.unlink(missing_ok=True)
+        Console(stderr=True).print("no local stack is up")
+        return 0
+    os.kill(state["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _alive(state["pid"]):
+        time.sleep(0.2)
+    if _alive(state["pid"]):
+        raise ScengridError(f"the local stack (pid {state['pid']}) did not stop; kill it with `kill {state['pid']}`")
+    LOCAL_STATE.unlink(missing_ok=True)
+    Console(stderr=True).print("scengrid local stack down")
+    return 0
