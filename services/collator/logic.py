@@ -12,7 +12,10 @@ from scengrid.errors import IncompleteRun
 from scengrid.events import AllDone, RunFailed, publish
 from scengrid.risk import RiskSummary, summarise
 from scengrid.status import Status, read_run, read_shards
+from scengrid.spec import RunSpec
 from scengrid.work import ShardWork
+
+from services.collator.reporting import write_report
 
 
 def wait_for_tracker(run_id: str, round_: int, shards_total: int, timeout_s: float) -> None:
@@ -80,6 +83,18 @@ def collate_run(run_id: str, round_: int, wait_s: float) -> RiskSummary:
     summary = summarise(ids, pnl)
     s3io.put_table(layout.pnl_key(run_id), merged)
     run = read_run(run_id)
+    metadata = {
+        "model": manifest["spec"]["model"]["name"],
+        "seed": manifest["spec"]["scenarios"].get("seed"),
+        "scenarios": summary.scenarios,
+        "shards": len(planned),
+        "shard_size": manifest["shard_size"],
+        "round": round_,
+        "created_at": run.created_at if run else None,
+        "worker_seconds": round(sum(s.duration_s or 0.0 for s in read_shards(run_id)), 3),
+        "cost": "not known for local runs",
+    }
+    write_report(run_id, RunSpec.model_validate(manifest["spec"]), merged, summary, metadata)
     s3io.put_json(
         layout.summary_key(run_id),
         {

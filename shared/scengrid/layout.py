@@ -32,5 +32,13 @@ def pnl_key(run_id: str) -> str:
     return f"{results_prefix(run_id)}pnl.parquet"
 
 
+def report_key(run_id: str) -> str:
+    return f"{results_prefix(run_id)}report.html"
+
+
+def histogram_key(run_id: str) -> str:
+    return f"{results_prefix(run_id)}pnl-histogram.png"
+
+
 def s3_uri(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"

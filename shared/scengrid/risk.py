@@ -37,6 +37,12 @@ def expected_shortfall(pnl: np.ndarray, level: float) -> float:
     return float(-tail.mean())
 
 
+def tail_indices(pnl: np.ndarray, level: float) -> np.ndarray:
+    """Indices of the worst ceil((1 - level) * n) scenarios: the tail ES averages over."""
+    k = max(1, math.ceil(_tail(level) * pnl.shape[0] - 1e-9))
+    return np.argpartition(pnl, k - 1)[:k]
+
+
 def summarise(scenario_ids: np.ndarray, pnl: np.ndarray) -> RiskSummary:
     worst_idx = np.argsort(pnl, kind="stable")[:WORST_N]
     return RiskSummary(

@@ -31,6 +31,10 @@ def put_table(key: str, table: pa.Table) -> int:
     return len(body)
 
 
+def put_bytes(key: str, body: bytes, content_type: str) -> None:
+    client("s3").put_object(Bucket=get_settings().bucket, Key=key, Body=body, ContentType=content_type)
+
+
 def get_table(key: str) -> pa.Table:
     body = client("s3").get_object(Bucket=get_settings().bucket, Key=key)["Body"].read()
     return pq.read_table(pa.BufferReader(body))
