@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     up.add_argument("--detach", action="store_true", help="run in the background and return once it is ready")
     up.add_argument("--port", type=int, default=None, help="API port (default: a free one)")
+    up.add_argument(
+        "--no-runs", action="store_true", help="accept and track runs but never start them (for testing the API itself)"
+    )
     up.set_defaults(func=run_up)
     down = actions.add_parser(
         "down", help="stop the local stack started by `scengrid local up`", epilog="example:\n  scengrid local down",
@@ -63,17 +66,17 @@ def run_up(args: argparse.Namespace) -> int:
         raise ScengridError(f"a local stack is already up (pid {state['pid']}, API {state['api_url']}); `scengrid local down` stops it")
     if args.detach:
         return _detach(args)
-    return _serve(args.port)
+    return _serve(args.port, execute_runs=not args.no_runs)
 
 
-def _serve(port: int | None) -> int:
+def _serve(port: int | None, execute_runs: bool) -> int:
     from scengrid.local.http_api import LocalApi
     from scengrid.local.stack import LocalStack
 
     err = Console(stderr=True)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    with LocalStack() as stack:
+    with LocalStack(execute_runs=execute_runs) as stack:
         api = LocalApi(api_key=secrets.token_urlsafe(24), port=port).start()
         LOCAL_STATE.parent.mkdir(exist_ok=True)
         state = {
@@ -100,7 +103,8 @@ def _serve(port: int | None) -> int:
 def _detach(args: argparse.Namespace) -> int:
     LOCAL_STATE.parent.mkdir(exist_ok=True)
     log = LOCAL_STATE.parent / "local.log"
-    command = [sys.executable, "-m", "scengrid.cli", "local", "up"] + (["--port", str(args.port)] if args.port else [])
+    command = [sys.executable, "-m", "scengrid.cli", "local", "up"]
+    command += (["--port", str(args.port)] if args.port else []) + (["--no-runs"] if args.no_runs else [])
     with log.open("wb") as out:
         child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + READY_TIMEOUT_S

@@ -29,11 +29,16 @@ LOCAL_VISIBILITY_TIMEOUT_S = 10
 
 class LocalStack:
     def __init__(
-        self, work_dir: Path | None = None, job_slots: int | None = None, chaos_seed: int | None = None
+        self,
+        work_dir: Path | None = None,
+        job_slots: int | None = None,
+        chaos_seed: int | None = None,
+        execute_runs: bool = True,
     ) -> None:
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="scengrid-"))
         self.job_slots = job_slots or cpu_count()
         self.chaos_seed = chaos_seed  # None: no fault injection
+        self.execute_runs = execute_runs  # False: runs are accepted and tracked, never started
         self.emulator = Emulator()
         self.settings: Settings | None = None
         self.runner: LocalBatchRunner | None = None
@@ -67,10 +72,9 @@ class LocalStack:
         )
         install(self.runner)
         launch_url = self._launch_queue()
-        self._pollers = [
-            tracker_poller(self.settings.tracker_queue_url, REGION),
-            launch_poller(launch_url, self.settings.state_machine_arn),
-        ]
+        self._pollers = [tracker_poller(self.settings.tracker_queue_url, REGION)]
+        if self.execute_runs:
+            self._pollers.append(launch_poller(launch_url, self.settings.state_machine_arn))
         for poller in self._pollers:
             poller.start()
         self.startup_s = time.perf_counter() - started
