@@ -134,8 +134,23 @@ def delete_run(run_id: RUN_ID) -> Response[Accepted]:
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    size = len((event.get("body") or "").encode())
-    if size > MAX_BODY_BYTES:  # refused before parsing anything
-        message = {"error": f"the request body is {size} bytes; the limit is {MAX_BODY_BYTES}", "field": "body"}
-        return {"statusCode": 413, "headers": {"Content-Type": "application/json"}, "body": json.dumps(message)}
-    return app.resolve(event, context)
+    refused = _refuse_body(event)
+    return refused if refused is not None else app.resolve(event, context)
+
+
+def _refuse_body(event: dict[str, Any]) -> dict[str, Any] | None:
+    """Bodies that are too large or not JSON are refused before anything parses them."""
+    body = event.get("body") or ""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    content_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if len(body.encode()) > MAX_BODY_BYTES:
+        status, message = 413, f"the request body is {len(body.encode())} bytes; the limit is {MAX_BODY_BYTES}"
+    elif body and content_type not in ("application/json", ""):
+        status, message = 415, f"the body is {content_type}; send JSON with Content-Type: application/json"
+    else:
+        return None
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"error": message, "field": "body"}),
+    }

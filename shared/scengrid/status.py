@@ -105,14 +105,23 @@ def read_shards(run_id: str) -> list[ShardRecord]:
     return [ShardRecord.model_validate(_from_item(item)) for page in pages for item in page["Items"]]
 
 
+def _start_key(token: str) -> dict[str, Any]:
+    """The table key a next_token encodes: exactly ``{"run_id": {"S": …}}``."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except ValueError:
+        key = None
+    if not (isinstance(key, dict) and set(key) == {"run_id"} and isinstance(key["run_id"], dict)
+            and set(key["run_id"]) == {"S"} and isinstance(key["run_id"]["S"], str) and key["run_id"]["S"]):
+        raise InvalidInput("next_token", "not a token this API returned; omit it for the first page")
+    return key
+
+
 def page_runs(limit: int, next_token: str | None) -> tuple[list[RunRecord], str | None]:
     """Up to ``limit`` runs and the token of the next page (None on the last page)."""
     request: dict[str, Any] = {"TableName": get_settings().runs_table, "Limit": limit}
     if next_token:
-        try:
-            request["ExclusiveStartKey"] = json.loads(base64.urlsafe_b64decode(next_token.encode()))
-        except ValueError as exc:
-            raise InvalidInput("next_token", "not a token this API returned; omit it for the first page") from exc
+        request["ExclusiveStartKey"] = _start_key(next_token)
     page = client("dynamodb").scan(**request)
     last = page.get("LastEvaluatedKey")
     token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None

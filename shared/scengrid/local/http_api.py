@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import traceback
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -74,7 +75,11 @@ class LocalApi:
             status, message = refused
             return status, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode()
         event = proxy_event(method, url, headers, body)
-        response = self._handler(event, LambdaContext(function_name="scengrid-api", aws_request_id=event["requestContext"]["requestId"]))
+        try:
+            response = self._handler(event, LambdaContext(function_name="scengrid-api", aws_request_id=event["requestContext"]["requestId"]))
+        except Exception:  # a crashed Lambda: API Gateway answers 502, and so do we
+            traceback.print_exc()
+            return 502, {"Content-Type": "application/json"}, json.dumps({"message": "Internal server error"}).encode()
         out_headers = dict(response.get("headers") or {})
         for name, values in (response.get("multiValueHeaders") or {}).items():
             out_headers[name] = values[-1]
@@ -95,7 +100,12 @@ class LocalApi:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
+            def __getattr__(self, name: str) -> Any:
+                # Every method reaches the API, as behind API Gateway: the resolver answers
+                # the ones it has no route for (the server would otherwise answer 501).
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, *args: Any) -> None:  # requests are logged by the Lambda's logger
                 return
