@@ -146,6 +146,75 @@ def cloudformation_state_machine_with_execution_on() -> object:
         return {"listed": len(boto3.client("stepfunctions", region_name=REGION).list_state_machines()["stateMachines"])}
 
 
+@probe
+def batch_compute_environment_without_service_role() -> object:
+    """CloudFormation fails on a compute environment that leaves ServiceRole to AWS's default."""
+    template = {"Resources": {
+        "V": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}},
+        "S": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "V"}, "CidrBlock": "10.0.0.0/20"}},
+        "G": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "g", "VpcId": {"Ref": "V"}}},
+        "E": {"Type": "AWS::Batch::ComputeEnvironment", "Properties": {"Type": "MANAGED", "ComputeResources": {
+            "Type": "FARGATE_SPOT", "MaxvCpus": 4, "Subnets": [{"Ref": "S"}], "SecurityGroupIds": [{"Ref": "G"}]}}}}}
+    with mock_aws():
+        try:
+            boto3.client("cloudformation", region_name=REGION).create_stack(StackName="s", TemplateBody=json.dumps(template))
+        except Exception as exc:
+            return {"created": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
+        return {"created": bool(boto3.client("batch", region_name=REGION).describe_compute_environments()["computeEnvironments"])}
+
+
+@probe
+def cloudformation_skipped_resource_types() -> object:
+    """Resource types CloudFormation accepts but does not create (the stack still completes)."""
+    api = {"Ref": "Api"}
+    template = {"Resources": {
+        "Bucket": {"Type": "AWS::S3::Bucket"},
+        "BucketPolicy": {"Type": "AWS::S3::BucketPolicy", "Properties": {"Bucket": {"Ref": "Bucket"}, "PolicyDocument": {
+            "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*"}]}}},
+        "Queue": {"Type": "AWS::SQS::Queue"},
+        "QueuePolicy": {"Type": "AWS::SQS::QueuePolicy", "Properties": {"Queues": [{"Ref": "Queue"}], "PolicyDocument": {
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage", "Resource": "*"}]}}},
+        "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "a"}},
+        "Model": {"Type": "AWS::ApiGateway::Model", "Properties": {"RestApiId": api, "ContentType": "application/json", "Schema": {"type": "object"}}},
+        "Validator": {"Type": "AWS::ApiGateway::RequestValidator", "Properties": {"RestApiId": api, "ValidateRequestBody": True}},
+        "Method": {"Type": "AWS::ApiGateway::Method", "Properties": {"RestApiId": api, "ResourceId": {"Fn::GetAtt": ["Api", "RootResourceId"]},
+                   "HttpMethod": "GET", "AuthorizationType": "NONE", "Integration": {"Type": "MOCK", "IntegrationHttpMethod": "GET", "Uri": ""}}},
+        "Deployment": {"Type": "AWS::ApiGateway::Deployment", "DependsOn": "Method", "Properties": {"RestApiId": api}},
+        "Stage": {"Type": "AWS::ApiGateway::Stage", "Properties": {"RestApiId": api, "DeploymentId": {"Ref": "Deployment"}, "StageName": "v1"}},
+        "Account": {"Type": "AWS::ApiGateway::Account", "Properties": {"CloudWatchRoleArn": ROLE}},
+    }}
+    with mock_aws():
+        cfn = boto3.client("cloudformation", region_name=REGION)
+        cfn.create_stack(StackName="s", TemplateBody=json.dumps(template))
+        status = cfn.describe_stacks(StackName="s")["Stacks"][0]["StackStatus"]
+        created = {r["LogicalResourceId"] for r in cfn.list_stack_resources(StackName="s")["StackResourceSummaries"]}
+        skipped = sorted({template["Resources"][k]["Type"] for k in set(template["Resources"]) - created})
+        return {"status": status, "skipped": skipped}
+
+
+@probe
+def sfn_mock_config_test_case() -> object:
+    """A MockConfigFile named by SFN_MOCK_CONFIG (as Step Functions Local reads it) is not
+    loaded: starting an execution on '<arn>#<TestCase>' fails."""
+    import os
+    import tempfile
+
+    config = {"StateMachines": {"m": {"TestCases": {"Happy": {"T": "ok"}}}},
+              "MockedResponses": {"ok": {"0": {"Return": {"mocked": True}}}}}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(config, f)
+    os.environ["SFN_MOCK_CONFIG"] = f.name
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        asl = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:listBuckets", "End": True}}}
+        arn = sfn.create_state_machine(name="m", definition=json.dumps(asl), roleArn=ROLE)["stateMachineArn"]
+        try:
+            sfn.start_execution(stateMachineArn=arn + "#Happy", name="e")
+        except Exception as exc:
+            return {"started": False, "error": type(exc).__name__}
+        return {"started": True}
+
+
 def main() -> None:
     results = {}
     for name, fn in PROBES.items():

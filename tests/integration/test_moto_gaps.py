@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from scengrid.aws import client
-from scengrid.local.moto_gaps import evaluate_cidr_functions, inline_state_machine_definition
+from scengrid.local.moto_gaps import (
+    UNMODELLED_RESOURCE_TYPES,
+    evaluate_cidr_functions,
+    inline_state_machine_definition,
+    skipped_resources,
+    use_batch_service_linked_role,
+)
 
 PROBES = Path(__file__).with_name("moto_probes.py")
 
@@ -56,6 +62,21 @@ def test_hole_rule_with_state_machine_target_breaks_put_events(plain_moto: dict)
 
 def test_hole_cloudformation_state_machines_are_invisible_with_execution_on(plain_moto: dict) -> None:
     assert plain_moto["cloudformation_state_machine_with_execution_on"]["listed"] == 0
+
+
+def test_hole_batch_compute_environment_needs_a_service_role(plain_moto: dict) -> None:
+    seen = plain_moto["batch_compute_environment_without_service_role"]
+    assert seen["created"] is False and "ServiceRole" in seen["error"]
+
+
+def test_hole_cloudformation_skips_exactly_the_unmodelled_types(plain_moto: dict) -> None:
+    seen = plain_moto["cloudformation_skipped_resource_types"]
+    assert seen["status"] == "CREATE_COMPLETE"
+    assert set(seen["skipped"]) == UNMODELLED_RESOURCE_TYPES
+
+
+def test_hole_sfn_mock_config_is_not_loaded(plain_moto: dict) -> None:
+    assert plain_moto["sfn_mock_config_test_case"]["started"] is False
 
 
 # ---------------------------------------------------------------- the workarounds
@@ -115,3 +136,26 @@ def test_batch_jobs_run_their_command_with_the_batch_environment(local_stack) ->
     assert [c["status"] for c in children] == ["SUCCEEDED", "FAILED"]
     assert children[1]["container"]["exitCode"] == 1
     assert job["status"] == "FAILED"
+
+
+def test_compute_environments_get_batchs_service_linked_role(local_stack) -> None:  # noqa: ANN001
+    template = {"Resources": {
+        "Spot": {"Type": "AWS::Batch::ComputeEnvironment", "Properties": {"Type": "MANAGED"}},
+        "Own": {"Type": "AWS::Batch::ComputeEnvironment", "Properties": {"Type": "MANAGED", "ServiceRole": "arn:own"}},
+    }}
+    first = use_batch_service_linked_role(template, client("iam"))
+    again = use_batch_service_linked_role(template, client("iam"))  # the role is reused, not created twice
+    role = first["Resources"]["Spot"]["Properties"]["ServiceRole"]
+    assert ":role/aws-service-role/batch.amazonaws.com/" in role
+    assert again["Resources"]["Spot"]["Properties"]["ServiceRole"] == role
+    assert first["Resources"]["Own"]["Properties"]["ServiceRole"] == "arn:own"
+    assert "ServiceRole" not in template["Resources"]["Spot"]["Properties"]  # the input is left alone
+
+
+def test_skipped_resources_leave_out_conditional_ones() -> None:
+    template = {"Resources": {
+        "Made": {"Type": "AWS::SQS::Queue"},
+        "Dropped": {"Type": "AWS::SQS::QueuePolicy"},
+        "Off": {"Type": "AWS::Lambda::Function", "Condition": "ImagesPushed"},
+    }}
+    assert skipped_resources(template, {"Made"}) == {"Dropped": "AWS::SQS::QueuePolicy"}

@@ -23,6 +23,19 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
 5. ``state_machine_rule_targets``: an EventBridge rule with a Step Functions target makes
    moto's PutEvents fail (and retried calls duplicate deliveries). The local runtime swaps
    such targets for an SQS queue and starts the execution from it (see local/launcher.py).
+8. ``batch_service_linked_role``: on AWS a compute environment without ``ServiceRole`` uses
+   Batch's service-linked role; moto's CloudFormation fails on the missing property
+   (``KeyError: 'ServiceRole'``). The role is created in the emulator, as AWS does on first
+   use, and named in a copy of the template.
+9. ``unmodelled_resource_types``: moto's CloudFormation skips some resource types without
+   failing (bucket and queue policies, API Gateway stages, models, request validators and
+   the account setting). Provisioning accepts a skipped resource only if its type is in
+   ``UNMODELLED_RESOURCE_TYPES``, none of which the local runtime uses.
+10. ``sfn_mock_config``: moto ships Step Functions Local's mocked-integration machinery but
+   its MockConfigFile loader is stubbed out and executions never receive a test case.
+   ``use_sfn_mock_config`` loads a MockConfigFile (the AWS format); an execution started on
+   ``<state machine ARN>#<TestCase>`` then gets that test case's mocked responses, and
+   ``mocked_calls`` lists the parameters each mocked task state was called with.
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from pydantic import BaseModel
 
 _installed = False
 _install_lock = threading.Lock()
@@ -238,6 +252,166 @@ def mirror_state_machines(sfn: Any, set_execution: Callable[[bool], None]) -> li
         sfn.create_state_machine(name=name, definition=definition, roleArn=role, type=kind)["stateMachineArn"]
         for name, definition, role, kind in machines
     ]
+
+
+# ---------------------------------------------------------------- 8. batch_service_linked_role
+BATCH_SERVICE = "batch.amazonaws.com"
+
+
+def use_batch_service_linked_role(template: dict[str, Any], iam: Any) -> dict[str, Any]:
+    """A copy of the template whose compute environments without a ServiceRole name Batch's
+    service-linked role, created in the emulator if it is not there yet."""
+    out = copy.deepcopy(template)
+    environments = [
+        r["Properties"]
+        for r in out.get("Resources", {}).values()
+        if r.get("Type") == "AWS::Batch::ComputeEnvironment" and "ServiceRole" not in r.get("Properties", {})
+    ]
+    if not environments:
+        return out
+    prefix = f"/aws-service-role/{BATCH_SERVICE}/"
+    existing = iam.list_roles(PathPrefix=prefix)["Roles"]
+    arn = existing[0]["Arn"] if existing else iam.create_service_linked_role(AWSServiceName=BATCH_SERVICE)["Role"]["Arn"]
+    for properties in environments:
+        properties["ServiceRole"] = arn
+    return out
+
+
+# ---------------------------------------------------------------- 9. unmodelled_resource_types
+UNMODELLED_RESOURCE_TYPES = frozenset(
+    {
+        "AWS::S3::BucketPolicy",
+        "AWS::SQS::QueuePolicy",
+        "AWS::ApiGateway::Account",
+        "AWS::ApiGateway::Model",
+        "AWS::ApiGateway::RequestValidator",
+        "AWS::ApiGateway::Stage",
+    }
+)
+
+
+def skipped_resources(template: dict[str, Any], created: set[str]) -> dict[str, str]:
+    """Unconditional resources of the template the emulator did not create: logical id → type."""
+    return {
+        name: resource["Type"]
+        for name, resource in template.get("Resources", {}).items()
+        if name not in created and "Condition" not in resource
+    }
+
+
+# ---------------------------------------------------------------- 10. sfn_mock_config
+class _MockedThrow(BaseModel):
+    Error: str
+    Cause: str = ""
+
+
+class _MockedResponse(BaseModel):
+    """One entry of ``MockedResponses``: ``Return`` (the task's output) or ``Throw``."""
+
+    Return: Any = None
+    Throw: _MockedThrow | None = None
+
+
+class _MockTestCases(BaseModel):
+    TestCases: dict[str, dict[str, str]]  # test case → state name → mocked response name
+
+
+class MockConfigFile(BaseModel):
+    """Step Functions Local's MockConfigFile format (the shape moto's stubbed loader expects)."""
+
+    StateMachines: dict[str, _MockTestCases]
+    MockedResponses: dict[str, dict[str, _MockedResponse]]
+
+
+@dataclass(frozen=True)
+class MockedCall:
+    state: str
+    parameters: dict[str, Any]
+
+
+_mock_config: MockConfigFile | None = None
+_mocked_calls: list[MockedCall] = []
+_starting = threading.local()  # the test case of the execution being started on this thread
+_sfn_mocks_installed = False
+
+
+def _mock_test_case(state_machine: str, test_case: str) -> Any:
+    from moto.stepfunctions.parser.mocking import mock_config
+
+    config = _mock_config
+    if config is None or test_case not in config.StateMachines.get(state_machine, _MockTestCases(TestCases={})).TestCases:
+        raise ValueError(f"no mock test case {test_case!r} for state machine {state_machine!r}")
+    states = config.StateMachines[state_machine].TestCases[test_case]
+    return mock_config.MockTestCase(
+        state_machine_name=state_machine,
+        test_case_name=test_case,
+        state_mocked_responses_list=[
+            mock_config.StateMockedResponses(state, name, _mocked_responses(config, name)) for state, name in states.items()
+        ],
+    )
+
+
+def _mocked_responses(config: MockConfigFile, name: str) -> list[Any]:
+    from moto.stepfunctions.parser.mocking import mock_config
+
+    responses = []
+    for attempts, response in config.MockedResponses[name].items():
+        first, _, last = attempts.partition("-")
+        start, end = int(first), int(last or first)
+        if response.Throw is not None:
+            responses.append(mock_config.MockedResponseThrow(start, end, response.Throw.Error, response.Throw.Cause))
+        else:
+            responses.append(mock_config.MockedResponseReturn(start, end, response.Return))
+    return responses
+
+
+def _install_sfn_mock_config() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task import StateTask
+    from moto.stepfunctions.parser.backend.execution import Execution
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original_start = StepFunctionsParserBackend.start_execution
+    original_worker = Execution._get_start_execution_worker
+    original_parameters = StateTask._eval_parameters
+
+    def start_execution(self, state_machine_arn, name=None, execution_input=None, trace_header=None):  # noqa: ANN001, ANN202
+        arn, _, test_case = state_machine_arn.partition("#")
+        _starting.test_case = _mock_test_case(self.describe_state_machine(arn).name, test_case) if test_case else None
+        try:
+            return original_start(self, arn, name, execution_input, trace_header)
+        finally:
+            _starting.test_case = None
+
+    def start_worker(self):  # noqa: ANN001, ANN202
+        worker = original_worker(self)
+        worker._mock_test_case = getattr(_starting, "test_case", None)
+        return worker
+
+    def eval_parameters(self, env):  # noqa: ANN001, ANN202
+        parameters = original_parameters(self, env)
+        if env.is_mocked_mode():
+            _mocked_calls.append(MockedCall(self.name, copy.deepcopy(parameters)))
+        return parameters
+
+    StepFunctionsParserBackend.start_execution = start_execution
+    Execution._get_start_execution_worker = start_worker
+    StateTask._eval_parameters = eval_parameters
+
+
+def use_sfn_mock_config(config: dict[str, Any] | MockConfigFile) -> None:
+    """Serve mocked responses from ``config`` (MockConfigFile format) to executions started
+    on ``<state machine ARN>#<TestCase>``; other executions are untouched."""
+    global _mock_config, _sfn_mocks_installed
+    with _install_lock:
+        _mock_config = config if isinstance(config, MockConfigFile) else MockConfigFile.model_validate(config)
+        if not _sfn_mocks_installed:
+            _install_sfn_mock_config()
+            _sfn_mocks_installed = True
+
+
+def mocked_calls() -> list[MockedCall]:
+    """Every mocked task state call so far: the state's name and its evaluated parameters."""
+    return list(_mocked_calls)
 
 
 def install(runner: JobRunner) -> None:

@@ -12,9 +12,12 @@ from pathlib import Path
 from scengrid.aws import client
 from scengrid.local.cfn import load_template
 from scengrid.local.moto_gaps import (
+    UNMODELLED_RESOURCE_TYPES,
     evaluate_cidr_functions,
     inline_state_machine_definition,
     mirror_state_machines,
+    skipped_resources,
+    use_batch_service_linked_role,
 )
 from scengrid.settings import Settings
 
@@ -41,17 +44,19 @@ def provision(stack_name: str, endpoint_url: str, region: str, set_execution: Ca
     if not TEMPLATE.is_file():
         raise ProvisioningError(f"the template is not at {TEMPLATE}; run scengrid from a checkout of the repo")
     template = evaluate_cidr_functions(inline_state_machine_definition(load_template(TEMPLATE), INFRA_DIR))
+    template = use_batch_service_linked_role(template, client("iam"))
     cfn = client("cloudformation")
     with warnings.catch_warnings():
-        # The emulator skips resource types it does not model (bucket and queue policies);
-        # nothing the local runtime relies on is among them, and verify_resources checks that.
+        # The emulator skips the resource types it does not model; check_skipped_resources
+        # accepts only those the local runtime does not use.
         warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
         logging.getLogger("moto").setLevel(logging.ERROR)
         _create(cfn, stack_name, template)
+        stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            raise ProvisioningError(f"stack {stack_name} ended {stack['StackStatus']}: {stack.get('StackStatusReason')}")
+        check_skipped_resources(template, cfn, stack_name)  # moto creates some resources lazily, here
     mirror_state_machines(client("stepfunctions"), set_execution)
-    stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
-    if stack["StackStatus"] != "CREATE_COMPLETE":
-        raise ProvisioningError(f"stack {stack_name} ended {stack['StackStatus']}: {stack.get('StackStatusReason')}")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     missing = sorted(set(_OUTPUT_TO_SETTING) - set(outputs))
     if missing:
@@ -69,6 +74,19 @@ def _create(cfn, stack_name: str, template: dict) -> None:  # noqa: ANN001
         Parameters=[{"ParameterKey": "EnvName", "ParameterValue": stack_name}],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
     )
+
+
+def check_skipped_resources(template: dict, cfn, stack_name: str) -> None:  # noqa: ANN001
+    """Fail when the emulator silently skipped a resource of a type the local runtime may need."""
+    created = {
+        r["LogicalResourceId"]
+        for r in cfn.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
+        if r["LogicalResourceId"]
+    }
+    unexpected = {k: v for k, v in skipped_resources(template, created).items() if v not in UNMODELLED_RESOURCE_TYPES}
+    if unexpected:
+        listed = ", ".join(f"{name} ({kind})" for name, kind in sorted(unexpected.items()))
+        raise ProvisioningError(f"the emulator did not create: {listed}")
 
 
 def verify_resources(settings: Settings) -> None:
