@@ -107,6 +107,11 @@ def results_of(run_id: str) -> dict[str, Any]:
     bucket = get_settings().bucket
     urls = {
         name: s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=PRESIGNED_TTL_S)
-        for name, key in (("summary.json", layout.summary_key(run_id)), ("pnl.parquet", layout.pnl_key(run_id)))
+        for name, key in (
+            ("summary.json", layout.summary_key(run_id)),
+            ("pnl.parquet", layout.pnl_key(run_id)),
+            ("report.html", layout.report_key(run_id)),
+            ("pnl-histogram.png", layout.histogram_key(run_id)),
+        )
     }
     return {"run_id": run_id, "summary": get_json(record.summary_key), "urls": urls, "expires_in_s": PRESIGNED_TTL_S}

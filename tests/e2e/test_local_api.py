@@ -65,6 +65,13 @@ def test_submit_watch_and_fetch_results(stack_dir: Path) -> None:
     fetched = last_json(scengrid(stack_dir, "results", run_id, "--out", str(stack_dir / "results"), "--json"))
     assert fetched["summary"]["scenarios"] == 10_000
     assert (stack_dir / "results" / run_id / "pnl.parquet").stat().st_size > 0
+    assert (stack_dir / "results" / run_id / "report.html").is_file()
+    query = "select count(*) as n, count(distinct scenario_id) as ids, min(pnl) as worst from pnl"
+    answer = last_json(scengrid(stack_dir, "results", run_id, "--out", str(stack_dir / "results"), "--sql", query, "--json"))
+    assert answer["columns"] == ["n", "ids", "worst"] and answer["rows"][0][:2] == [10_000, 10_000]
+    assert answer["rows"][0][2] == pytest.approx(fetched["summary"]["worst"][0]["pnl"])
+    bad_sql = scengrid(stack_dir, "results", run_id, "--out", str(stack_dir / "results"), "--sql", "select nope from pnl", check=False)
+    assert bad_sql.returncode == 2 and "--sql" in bad_sql.stderr
     listed = last_json(scengrid(stack_dir, "runs", "--json"))
     assert run_id in {r["run_id"] for r in listed["runs"]}
 

@@ -84,3 +84,14 @@ def test_another_shard_size_gives_bit_identical_pnl(first_run, local_stack, tmp_
     a = merged_pnl(first_run.run_id).column("pnl").to_numpy()
     b = merged_pnl(second.run_id).column("pnl").to_numpy()
     assert np.array_equal(a.view(np.uint64), b.view(np.uint64))
+
+
+def test_run_logs_are_collected_with_the_results(first_run) -> None:  # noqa: ANN001
+    logs = first_run.results_dir / "logs"
+    names = {p.name for p in logs.glob("*.log")}
+    for stage in ("scengrid-shard-", "scengrid-work-", "scengrid-collate-"):
+        assert any(n.startswith(stage) for n in names), (stage, names)
+    tracker_lines = (logs / "services.log").read_text().splitlines()
+    assert tracker_lines and all(first_run.run_id in line for line in tracker_lines)
+    worker_log = next(p for p in logs.glob("scengrid-work-*.log")).read_text()
+    assert '"shard_id"' in worker_log and first_run.run_id in worker_log

@@ -49,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = _command(subparsers, "results", "show a COMPLETE run's risk summary and download its results", "scengrid results RUN_ID --out runs/")
     p.add_argument("run_id")
     p.add_argument("--out", type=Path, default=Path("runs"), help="download the result files to OUT/RUN_ID (default ./runs)")
+    p.add_argument("--open", action="store_true", help="open report.html in the browser")
+    p.add_argument(
+        "--sql",
+        help="run a DuckDB query over the results; the tables are `pnl` (one row per scenario) and `summary`, "
+        "e.g. \"select * from pnl order by pnl limit 5\"",
+    )
     p.set_defaults(func=results)
 
     p = _command(subparsers, "runs", "list runs, a page at a time", "scengrid runs --limit 50")
@@ -178,11 +184,40 @@ def results(args: argparse.Namespace) -> int:
         response = requests.get(url, timeout=120)
         response.raise_for_status()
         (target / name).write_bytes(response.content)
+    if args.sql:
+        return _query(args, target)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open((target / "report.html").resolve().as_uri())
     summary = found["summary"]
     table = Table(title=f"run {args.run_id}: results in {target}", show_header=False)
     for label, key in (("scenarios", "scenarios"), ("VaR 95%", "var_95"), ("VaR 99%", "var_99"), ("ES 97.5%", "es_975"), ("mean", "mean"), ("std", "std")):
         table.add_row(label, f"{summary[key]:,.2f}" if isinstance(summary[key], float) else f"{summary[key]:,}")
     _emit(args, {**found, "results_dir": str(target)}, table)
+    return 0
+
+
+def _query(args: argparse.Namespace, results_dir: Path) -> int:
+    """DuckDB over the downloaded Parquet and summary; errors say what DuckDB objected to."""
+    import duckdb
+
+    connection = duckdb.connect()
+    connection.execute(f"create view pnl as select * from read_parquet('{results_dir / 'pnl.parquet'}')")
+    connection.execute(f"create view summary as select * from read_json_auto('{results_dir / 'summary.json'}')")
+    try:
+        result = connection.execute(args.sql)
+    except duckdb.Error as exc:
+        raise InvalidInput("--sql", f"{exc}; the tables are pnl and summary") from exc
+    columns = [d[0] for d in result.description]
+    rows = result.fetchall()
+    if args.json:
+        sys.stdout.write(json.dumps({"columns": columns, "rows": rows}, default=str) + "\n")
+        return 0
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(f"{v:,.6g}" if isinstance(v, float) else str(v) for v in row))
+    Console().print(table)
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from scengrid.aws import client
-from scengrid.local.results import copy_results, shard_seconds, stage_seconds
+from scengrid.local.results import copy_logs, copy_results, shard_seconds, stage_seconds
 from scengrid.local.stack import LocalStack
 from scengrid.chaos import read_injections
 from scengrid.runs import execution_arn, retry_run, submit_run
@@ -128,6 +128,8 @@ def follow_run(
         summary = get_json(record.summary_key)
         if out_dir is not None:
             results_dir = copy_results(run_id, out_dir)
+    if out_dir is not None:
+        copy_logs(run_id, stack.work_dir / "jobs", Path(stack.settings.log_file or ""), out_dir / run_id)
     timings = {"stack_startup_s": round(stack.startup_s, 3), "stages_s": stage_seconds(arn), **shard_seconds(run_id)}
     shards = read_shards(run_id)
     statuses = dict(Counter(s.status.value for s in shards))

@@ -28,6 +28,19 @@ def copy_results(run_id: str, out_dir: Path) -> Path:
     return target
 
 
+def copy_logs(run_id: str, jobs_dir: Path, services_log: Path, target: Path) -> Path:
+    """The run's logs in ``target/logs``: each Batch job's log, and the in-process services'
+    log lines that carry this run id."""
+    logs = target / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    for log in jobs_dir.glob(f"*{run_id}*.log"):
+        (logs / log.name).write_bytes(log.read_bytes())
+    if services_log.is_file():
+        mine = [line for line in services_log.read_text().splitlines() if f'"run_id":"{run_id}"' in line]
+        (logs / "services.log").write_text("\n".join(mine) + ("\n" if mine else ""))
+    return logs
+
+
 def stage_seconds(execution_arn: str) -> dict[str, float]:
     """Wall seconds of each stage of the state machine, from its history."""
     history = client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
