@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from scengrid.errors import Conflict, InvalidInput, RunNotFound
-from scengrid.observability import service_logger
+from scengrid.observability import service_logger, service_tracer
 from scengrid.runs import cancel_run, retry_run, submit_run
 from scengrid.spec import RunSpec
 from scengrid.status import ShardRecord, Status
@@ -26,6 +26,7 @@ MAX_BODY_BYTES = 256 * 1024  # the EventBridge entry limit a run-requested must 
 RUN_ID = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="run id")]
 
 logger = service_logger("api")
+tracer = service_tracer("api")
 app = APIGatewayRestResolver(enable_validation=True)
 
 
@@ -133,6 +134,7 @@ def delete_run(run_id: RUN_ID) -> Response[Accepted]:
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     refused = _refuse_body(event)
     return refused if refused is not None else app.resolve(event, context)

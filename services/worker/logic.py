@@ -8,12 +8,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from scengrid import chaos, layout, s3io
 from scengrid.aws import client
 from scengrid.errors import ModelFailure
 from scengrid.events import ShardDone, ShardFailed, publish
 from scengrid.kernel import results_table
-from scengrid.observability import service_logger
+from scengrid.observability import service_logger, service_metrics
 from scengrid.settings import Settings
 from scengrid.status import Status, read_run
 from scengrid.work import ShardWork
@@ -22,6 +24,7 @@ from services.worker.evaluator import ShardEvaluator
 from services.worker.heartbeat import VisibilityHeartbeat
 
 logger = service_logger("worker")
+metrics = service_metrics("worker")
 RECEIVE_WAIT_S = 1
 
 
@@ -127,6 +130,16 @@ class Worker:
         self.sqs.delete_message(QueueUrl=self.settings.work_queue_url, ReceiptHandle=message["ReceiptHandle"])
         self.report.done.append(work.shard_id)
         logger.info("shard done", extra={"rows": table.num_rows, "seconds": round(duration, 3)})
+        self._emit_metrics(duration, table.num_rows, attempt, failed=False)
+
+    def _emit_metrics(self, duration: float | None, rows: int, attempt: int, failed: bool) -> None:
+        """One EMF record per shard attempt: duration, throughput, redeliveries, failures."""
+        if duration is not None:
+            metrics.add_metric(name="ShardDuration", unit=MetricUnit.Seconds, value=duration)
+            metrics.add_metric(name="ScenariosPerSecond", unit=MetricUnit.CountPerSecond, value=rows / max(duration, 1e-9))
+        metrics.add_metric(name="ShardRetries", unit=MetricUnit.Count, value=attempt - 1)
+        metrics.add_metric(name="ShardFailures", unit=MetricUnit.Count, value=int(failed))
+        metrics.flush_metrics()
 
     def _cancelled(self, run_id: str) -> bool:
         """One GetItem per shard; a missing runs table setting means no cancellation check."""
@@ -154,5 +167,6 @@ class Worker:
                 service="worker",
             )
             self.report.failed.append(work.shard_id)
+        self._emit_metrics(None, 0, attempt, failed=True)
         # Visible again at once: the next receive retries it, or moves it to the dead-letter queue.
         self.sqs.change_message_visibility(QueueUrl=self.settings.work_queue_url, ReceiptHandle=receipt, VisibilityTimeout=0)

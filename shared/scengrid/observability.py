@@ -1,12 +1,16 @@
-"""One Powertools logger per service; run_id / shard_id are appended as correlation keys."""
+"""One logger, tracer and metrics per service. Logs are JSON with ``run_id`` (and ``shard_id``)
+appended by each service; metrics are CloudWatch EMF lines in the logs; traces go to X-Ray
+where a daemon or Lambda runs (``POWERTOOLS_TRACE_DISABLED=true`` elsewhere)."""
 
 from __future__ import annotations
 
 import logging
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, Tracer
 
 from scengrid.settings import get_settings
+
+NAMESPACE = "scengrid"
 
 
 def service_logger(service: str) -> Logger:
@@ -14,3 +18,12 @@ def service_logger(service: str) -> Logger:
     log_file = get_settings().log_file
     handler = logging.FileHandler(log_file) if log_file else None
     return Logger(service=f"scengrid-{service}", logger_handler=handler)
+
+
+def service_tracer(service: str) -> Tracer:
+    """X-Ray tracing of the handler and of every boto3 call it makes."""
+    return Tracer(service=f"scengrid-{service}", patch_modules=["boto3", "botocore"])
+
+
+def service_metrics(service: str) -> Metrics:
+    return Metrics(namespace=NAMESPACE, service=f"scengrid-{service}")

@@ -3,6 +3,7 @@ interpreter) → sharder, worker array job and collator as processes → tracker
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -95,3 +96,5 @@ def test_run_logs_are_collected_with_the_results(first_run) -> None:  # noqa: AN
     assert tracker_lines and all(first_run.run_id in line for line in tracker_lines)
     worker_log = next(p for p in logs.glob("scengrid-work-*.log")).read_text()
     assert '"shard_id"' in worker_log and first_run.run_id in worker_log
+    emf = [json.loads(line) for line in worker_log.splitlines() if '"_aws"' in line]
+    assert emf and all({"ShardDuration", "ScenariosPerSecond", "ShardRetries", "ShardFailures"} <= set(m) for m in emf)

@@ -49,6 +49,9 @@ class LocalStack:
         started = time.perf_counter()
         os.environ.update(LOCAL_CREDENTIALS)
         os.environ["AWS_DEFAULT_REGION"] = REGION
+        # No X-Ray daemon here; and the in-process Lambdas' EMF metrics would land on the
+        # CLI's stdout (job processes keep theirs, in their logs).
+        os.environ.update({"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"})
         self.emulator.start()
         use_settings(Settings(endpoint_url=self.emulator.url, region=REGION))
         self.settings = provision(STACK_NAME, self.emulator.url, REGION, self.emulator.set_state_machine_execution)
@@ -66,6 +69,7 @@ class LocalStack:
                 **self.settings.as_env(),
                 **LOCAL_CREDENTIALS,
                 "SCENGRID_LOG_FILE": "",  # a job logs to stdout, which the runner keeps per job
+                "POWERTOOLS_METRICS_DISABLED": "false",
                 "SCENGRID_WORKER_PROCESSES": "1",
             },
             log_dir=self.work_dir / "jobs",
