@@ -1,0 +1,174 @@
+"""The API's POST /runs, which has no code behind it: its request model agrees with RunSpec,
+and its mapping templates, rendered with a Velocity engine and API Gateway's $input, $util
+and $context, make a PutEvents request whose entry is a valid run-requested event (the
+emulator's API Gateway cannot run an AWS integration, see MOTO_NOTES; the integration test
+puts the rendered entry on the provisioned bus)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import airspeed
+import pytest
+from jsonschema import Draft4Validator
+from pydantic import ValidationError
+
+from scengrid.events import RunRequested, parse_envelope
+from scengrid.spec import RunSpec
+from tests.unit.template_data import resources
+
+REQUEST_ID = "c0ffee00-1234-4abc-9def-0123456789ab"
+
+
+# ---------------------------------------------------------------- API Gateway's VTL variables
+def escape_javascript(text: str) -> str:
+    """$util.escapeJavaScript: Java's StringEscapeUtils.escapeJavaScript, which API Gateway uses."""
+    named = {'"': '\\"', "'": "\\'", "\\": "\\\\", "/": "\\/", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+    return "".join(named.get(c) or (f"\\u{ord(c):04X}" if ord(c) < 32 or ord(c) > 0x7E else c) for c in text)
+
+
+class Util:
+    @staticmethod
+    def escapeJavaScript(text: Any) -> str:  # noqa: N802 - the VTL name
+        return escape_javascript(str(text))
+
+
+class Input:
+    def __init__(self, body: str) -> None:
+        self._body = body
+
+    def json(self, path: str) -> str:
+        assert path == "$"
+        return json.dumps(json.loads(self._body))
+
+    def path(self, path: str) -> Any:
+        assert path == "$"
+        return json.loads(self._body)
+
+
+def render(template: str, body: str) -> tuple[str, dict[str, Any]]:
+    context: dict[str, Any] = {"requestId": REQUEST_ID, "responseOverride": {"header": {}}}
+    out = airspeed.Template(template).merge({"input": Input(body), "util": Util(), "context": context})
+    return out, context
+
+
+# ---------------------------------------------------------------- the method as the template defines it
+def runs_method() -> dict[str, Any]:
+    return resources()["RunsPostMethod"]["Properties"]
+
+
+def request_template() -> str:
+    template, values = runs_method()["Integration"]["RequestTemplates"]["application/json"]["Fn::Sub"]
+    assert set(values) == {"BusName"}
+    return template.replace("${BusName}", "scengrid-bus")
+
+
+def response_template(status: str) -> str:
+    responses = {r["StatusCode"]: r for r in runs_method()["Integration"]["IntegrationResponses"]}
+    return responses[status]["ResponseTemplates"]["application/json"]
+
+
+def put_events_request(spec: dict[str, Any]) -> dict[str, Any]:
+    out, _ = render(request_template(), json.dumps(spec))
+    return json.loads(out)
+
+
+SPECS = [
+    {"scenarios": {"count": 1000}},
+    {"scenarios": {"count": 250_000, "seed": 7}, "shard_size": 5000, "workers": 12},
+    {"model": {"name": "linear", "params": {"desk": "rates / EUR", "note": "it's \"quoted\" \\ ünïcode\n"}},
+     "scenarios": {"count": 10, "kind": "generated", "distribution": "normal"}, "shard_size": "auto", "version": 1},
+]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_post_runs_puts_a_valid_run_requested_event_on_the_bus(spec: dict[str, Any]) -> None:
+    request = put_events_request(spec)
+    [entry] = request["Entries"]
+    assert (entry["EventBusName"], entry["Source"], entry["DetailType"]) == ("scengrid-bus", "scengrid.api", "run-requested")
+    event = parse_envelope({"id": "e", "source": entry["Source"], "detail-type": entry["DetailType"], "detail": json.loads(entry["Detail"])})
+    assert isinstance(event, RunRequested)
+    assert event.run_id == REQUEST_ID and event.round == 1
+    assert event.spec == RunSpec.model_validate(spec)
+
+
+def test_post_runs_answers_202_with_the_run_and_its_location() -> None:
+    accepted = {"FailedEntryCount": 0, "Entries": [{"EventId": "11710aed-b79e-4468-a20b-bb3c0c3b4860"}]}
+    out, context = render(response_template("202"), json.dumps(accepted))
+    assert json.loads(out) == {"run_id": REQUEST_ID, "round": 1, "status_url": f"/runs/{REQUEST_ID}"}
+    assert context["responseOverride"]["header"]["Location"] == f"/runs/{REQUEST_ID}"
+    assert "status" not in context["responseOverride"]
+
+
+def test_post_runs_answers_500_when_the_bus_refused_the_entry() -> None:
+    refused = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}]}
+    out, context = render(response_template("202"), json.dumps(refused))
+    assert context["responseOverride"]["status"] == 500
+    assert "ThrottlingException" in json.loads(out)["error"]
+
+
+def test_integration_errors_are_502() -> None:
+    responses = {r["StatusCode"]: r for r in runs_method()["Integration"]["IntegrationResponses"]}
+    pattern = responses["502"]["SelectionPattern"]
+    assert all(re.fullmatch(pattern, code) for code in ("400", "403", "500", "503"))
+    assert not re.fullmatch(pattern, "200")
+    assert json.loads(responses["502"]["ResponseTemplates"]["application/json"])["error"]
+
+
+def test_post_runs_is_an_eventbridge_putevents_with_iam_auth_and_a_validated_body() -> None:
+    method = runs_method()
+    integration = method["Integration"]
+    assert method["AuthorizationType"] == "AWS_IAM"
+    assert method["RequestModels"] == {"application/json": {"Ref": "RunSpecModel"}}
+    assert resources()["ApiValidator"]["Properties"]["ValidateRequestBody"] is True
+    assert integration["Type"] == "AWS" and integration["PassthroughBehavior"] == "NEVER"
+    assert integration["Uri"]["Fn::Sub"].endswith(":events:action/PutEvents")
+    assert integration["RequestParameters"]["integration.request.header.X-Amz-Target"] == "'AWSEvents.PutEvents'"
+
+
+# ---------------------------------------------------------------- the request model is the RunSpec
+def run_spec_schema() -> Draft4Validator:
+    schema = resources()["RunSpecModel"]["Properties"]["Schema"]
+    Draft4Validator.check_schema(schema)
+    return Draft4Validator(schema)
+
+
+INVALID = [
+    {},
+    {"scenarios": {"count": 0}},
+    {"scenarios": {"count": 100_000_001}},
+    {"scenarios": {"count": 10, "seed": -1}},
+    {"scenarios": {"count": 10, "kind": "parquet"}},
+    {"scenarios": {"count": 10, "distribution": "t"}},
+    {"scenarios": {"count": 10}, "shard_size": 0},
+    {"scenarios": {"count": 10}, "shard_size": "big"},
+    {"scenarios": {"count": 10}, "workers": 0},
+    {"scenarios": {"count": 10}, "workers": 100_001},
+    {"scenarios": {"count": 10}, "version": 2},
+    {"scenarios": {"count": 10}, "model": {"name": "os.system"}},
+    {"scenarios": {"count": 10}, "model": {"name": "Linear"}},
+    {"scenarios": {"count": 10}, "model": {"params": {}}},
+    {"scenarios": {"count": 10}, "import_path": "x.y"},
+    {"scenarios": {"count": 10, "extra": 1}},
+]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_the_request_model_accepts_what_runspec_accepts(spec: dict[str, Any]) -> None:
+    RunSpec.model_validate(spec)
+    assert list(run_spec_schema().iter_errors(spec)) == []
+
+
+@pytest.mark.parametrize("spec", INVALID, ids=[json.dumps(s) for s in INVALID])
+def test_the_request_model_refuses_what_runspec_refuses(spec: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        RunSpec.model_validate(spec)
+    assert list(run_spec_schema().iter_errors(spec)) != []
+
+
+def test_the_request_model_knows_every_runspec_field() -> None:
+    schema = resources()["RunSpecModel"]["Properties"]["Schema"]
+    assert set(schema["properties"]) == set(RunSpec.model_fields)
+    assert set(schema["required"]) == {n for n, f in RunSpec.model_fields.items() if f.is_required()}
