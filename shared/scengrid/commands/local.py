@@ -50,6 +50,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     down.set_defaults(func=run_down)
+    _register_parts(actions)
+
+
+PARTS_HELP = "one part of the local stack as its own process (the docker-compose services; see docker-compose.yml)"
+
+
+def _register_parts(actions: argparse._SubParsersAction) -> None:
+    state = {"type": Path, "default": Path("/state/stack.json"), "help": "stack state file (default %(default)s)"}
+    p = actions.add_parser("emulator", help="the AWS emulator, running state machines and their Batch jobs", description=PARTS_HELP)
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=5000, help="port (default %(default)s)")
+    p.add_argument("--work-dir", type=Path, default=Path("/tmp/scengrid"), help="where job logs go")
+    p.set_defaults(func=lambda a: _part("serve_emulator", a.host, a.port, a.work_dir))
+    p = actions.add_parser("bootstrap", help="provision infra/template.yaml into the emulator at SCENGRID_ENDPOINT_URL", description=PARTS_HELP)
+    p.add_argument("--state", **state)
+    p.set_defaults(func=lambda a: _part("bootstrap", a.state))
+    p = actions.add_parser("api", help="serve the API (key from SCENGRID_API_KEY)", description=PARTS_HELP)
+    p.add_argument("--state", **state)
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
+    p.set_defaults(func=lambda a: _part("serve_api", a.state, a.host, a.port, _api_key()))
+    for which, what in (("tracker", "consume every event into run and shard status"), ("orchestrator", "start an execution for each run-requested")):
+        p = actions.add_parser(which, help=what, description=PARTS_HELP)
+        p.add_argument("--state", **state)
+        p.set_defaults(func=lambda a, which=which: _part("serve_poller", a.state, which))
+    p = actions.add_parser("exec", help="run a command with the stack's settings in its environment", description=PARTS_HELP,
+                           epilog="example:\n  scengrid local exec -- python -m services.worker.main", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--state", **state)
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    p.set_defaults(func=lambda a: _part("exec_with_stack", a.state, [c for c in a.command if c != "--"] or ["true"]))
+
+
+def _api_key() -> str:
+    key = os.environ.get("SCENGRID_API_KEY")
+    if not key:
+        raise ScengridError("set SCENGRID_API_KEY to the key clients must send")
+    return key
+
+
+def _part(name: str, *args: object) -> int:
+    from scengrid.local import standalone
+
+    getattr(standalone, name)(*args)
+    return 0
 
 
 def _alive(pid: int) -> bool:

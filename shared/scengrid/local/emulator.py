@@ -1,4 +1,5 @@
-"""The embedded AWS: moto's server on a free loopback port, in a thread of this process."""
+"""The embedded AWS: moto's server in a thread of this process (on a free loopback port by
+default; on a given address for docker-compose)."""
 
 from __future__ import annotations
 
@@ -19,36 +20,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def set_state_machine_execution(url: str, on: bool) -> None:
+    """Turn moto's execution of state machines on or off, on the server at ``url``."""
+    request = urllib.request.Request(
+        f"{url}/moto-api/config",
+        data=json.dumps({"stepfunctions": {"execute_state_machine": on}}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the local emulator
+        response.read()
+
+
 class Emulator:
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, host: str = LOOPBACK, port: int | None = None) -> None:
+        self.host = host
+        self.port = port or free_port()
         self._server: ThreadedMotoServer | None = None
 
     @property
     def url(self) -> str:
+        """Where this process reaches the server."""
         return f"http://{LOOPBACK}:{self.port}"
 
     def start(self) -> Emulator:
         # Step Functions service tasks call back into the server at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(self.port)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per emulated request
-        self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
+        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         self.set_state_machine_execution(True)
         return self
 
     def set_state_machine_execution(self, on: bool) -> None:
-        self._configure({"stepfunctions": {"execute_state_machine": on}})
-
-    def _configure(self, config: dict) -> None:
-        request = urllib.request.Request(
-            f"{self.url}/moto-api/config",
-            data=json.dumps(config).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
-            response.read()
+        set_state_machine_execution(self.url, on)
 
     def stop(self) -> None:
         if self._server is not None:

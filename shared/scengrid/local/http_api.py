@@ -49,11 +49,11 @@ class LocalApi:
     """Serves the API Lambda on ``http://127.0.0.1:<port>``; requests need ``x-api-key``:
     401 without it, 403 with a wrong one (as API Gateway answers an API-key-required method)."""
 
-    def __init__(self, api_key: str, port: int | None = None) -> None:
+    def __init__(self, api_key: str, port: int | None = None, host: str = LOOPBACK) -> None:
         self.api_key = api_key
         self.port = port or free_port()
         self._handler: Callable[[dict[str, Any], Any], dict[str, Any]] = load_handler(API_HANDLER)
-        self._server = ThreadingHTTPServer((LOOPBACK, self.port), self._request_handler())
+        self._server = ThreadingHTTPServer((host, self.port), self._request_handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="scengrid-api", daemon=True)
 
     @property

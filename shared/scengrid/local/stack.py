@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from scengrid.aws import client
@@ -25,6 +26,50 @@ STACK_NAME = "scengrid"
 REGION = "us-east-1"
 # Locally a lost shard (a killed worker) comes back after this long, not after minutes.
 LOCAL_VISIBILITY_TIMEOUT_S = 10
+
+
+def use_local_environment() -> None:
+    """Credentials and region for the emulator; no X-Ray daemon here; and in-process Lambdas'
+    EMF metrics would land on the CLI's stdout (job processes keep theirs, in their logs)."""
+    os.environ.update(LOCAL_CREDENTIALS)
+    os.environ["AWS_DEFAULT_REGION"] = REGION
+    os.environ.update({"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"})
+
+
+def provision_stack(emulator_url: str, set_execution: Callable[[bool], None]) -> tuple[Settings, str]:
+    """Provision the template into the emulator; returns the settings and the launch queue."""
+    use_settings(Settings(endpoint_url=emulator_url, region=REGION))
+    settings = provision(STACK_NAME, emulator_url, REGION, set_execution)
+    settings = settings.model_copy(update={"visibility_timeout_s": LOCAL_VISIBILITY_TIMEOUT_S})
+    use_settings(settings)
+    sqs = client("sqs")
+    url = sqs.create_queue(QueueName=f"{STACK_NAME}-local-launch")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    retarget_state_machine_rules(client("events"), settings.event_bus, arn)
+    return settings, url
+
+
+def job_environment(settings: Settings) -> dict[str, str]:
+    """What every local Batch job process gets on top of its job definition's environment."""
+    return {
+        **settings.as_env(),
+        **LOCAL_CREDENTIALS,
+        "AWS_DEFAULT_REGION": REGION,
+        "SCENGRID_LOG_FILE": "",  # a job logs to stdout, which the runner keeps per job
+        "POWERTOOLS_METRICS_DISABLED": "false",
+        # one model process per worker: the local workers already share the cores
+        "SCENGRID_WORKER_PROCESSES": "1",
+    }
+
+
+def start_pollers(settings: Settings, launch_url: str, execute_runs: bool = True) -> list[QueuePoller]:
+    """The tracker's SQS consumer and, unless runs are only to be tracked, the launcher."""
+    pollers = [tracker_poller(settings.tracker_queue_url, REGION)]
+    if execute_runs:
+        pollers.append(launch_poller(launch_url, settings.state_machine_arn))
+    for poller in pollers:
+        poller.start()
+    return pollers
 
 
 class LocalStack:
@@ -47,50 +92,21 @@ class LocalStack:
 
     def __enter__(self) -> LocalStack:
         started = time.perf_counter()
-        os.environ.update(LOCAL_CREDENTIALS)
-        os.environ["AWS_DEFAULT_REGION"] = REGION
-        # No X-Ray daemon here; and the in-process Lambdas' EMF metrics would land on the
-        # CLI's stdout (job processes keep theirs, in their logs).
-        os.environ.update({"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"})
+        use_local_environment()
         self.emulator.start()
-        use_settings(Settings(endpoint_url=self.emulator.url, region=REGION))
-        self.settings = provision(STACK_NAME, self.emulator.url, REGION, self.emulator.set_state_machine_execution)
+        settings, launch_url = provision_stack(self.emulator.url, self.emulator.set_state_machine_execution)
         # in-process services (the tracker) log to a file; job processes log to their own files
-        local = {"log_file": str(self.work_dir / "services.log"), "visibility_timeout_s": LOCAL_VISIBILITY_TIMEOUT_S}
+        local: dict[str, object] = {"log_file": str(self.work_dir / "services.log")}
         if self.chaos_seed is not None:
             local.update(chaos_dir=str(self.chaos_dir), chaos_seed=self.chaos_seed)
             self.chaos_dir.mkdir(parents=True, exist_ok=True)
-        self.settings = self.settings.model_copy(update=local)
+        self.settings = settings.model_copy(update=local)
         use_settings(self.settings)
-        self.runner = LocalBatchRunner(
-            slots=self.job_slots,
-            # one model process per worker: the local workers already share the cores
-            host_env={
-                **self.settings.as_env(),
-                **LOCAL_CREDENTIALS,
-                "SCENGRID_LOG_FILE": "",  # a job logs to stdout, which the runner keeps per job
-                "POWERTOOLS_METRICS_DISABLED": "false",
-                "SCENGRID_WORKER_PROCESSES": "1",
-            },
-            log_dir=self.work_dir / "jobs",
-        )
+        self.runner = LocalBatchRunner(self.job_slots, job_environment(self.settings), self.work_dir / "jobs")
         install(self.runner)
-        launch_url = self._launch_queue()
-        self._pollers = [tracker_poller(self.settings.tracker_queue_url, REGION)]
-        if self.execute_runs:
-            self._pollers.append(launch_poller(launch_url, self.settings.state_machine_arn))
-        for poller in self._pollers:
-            poller.start()
+        self._pollers = start_pollers(self.settings, launch_url, self.execute_runs)
         self.startup_s = time.perf_counter() - started
         return self
-
-    def _launch_queue(self) -> str:
-        assert self.settings is not None
-        sqs = client("sqs")
-        url = sqs.create_queue(QueueName=f"{STACK_NAME}-local-launch")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        retarget_state_machine_rules(client("events"), self.settings.event_bus, arn)
-        return url
 
     def _stop_executions(self) -> None:
         """Runs still in flight end ABORTED, rather than failing against a stopped emulator."""

@@ -1,0 +1,68 @@
+"""The docker-compose topology without Docker: each part of the local stack in its own
+process (emulator, bootstrap, api, tracker, orchestrator, a standalone worker), talking only
+through the emulator, as the compose services do; a run goes through it end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scengrid.local.emulator import free_port
+
+pytestmark = pytest.mark.e2e
+CLI = [sys.executable, "-m", "scengrid.cli"]
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    work = tmp_path_factory.mktemp("compose")
+    state = work / "state" / "stack.json"
+    moto_port, api_port = free_port(), free_port()
+    env = {**os.environ, "SCENGRID_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}", "SCENGRID_API_KEY": "compose-key"}
+    started: list[subprocess.Popen] = []
+
+    def spawn(*args: str, **extra: str) -> None:
+        log = (work / f"{args[1]}.log").open("wb")
+        started.append(subprocess.Popen([*CLI, *args], env={**env, **extra}, cwd=work, stdout=log, stderr=subprocess.STDOUT))
+
+    try:
+        spawn("local", "emulator", "--host", "127.0.0.1", "--port", str(moto_port), "--work-dir", str(work))
+        deadline = time.monotonic() + 60
+        while subprocess.run([*CLI, "local", "bootstrap", "--state", str(state)], env=env, capture_output=True).returncode:
+            assert time.monotonic() < deadline, (work / "emulator.log").read_text()[-2000:]
+            time.sleep(1)
+        spawn("local", "tracker", "--state", str(state))
+        spawn("local", "orchestrator", "--state", str(state))
+        spawn("local", "api", "--state", str(state), "--host", "127.0.0.1", "--port", str(api_port))
+        # a standalone worker keeps polling (as `docker compose up --scale worker=N` runs them)
+        spawn("local", "exec", "--state", str(state), "--", sys.executable, "-m", "services.worker.main",
+              SCENGRID_WORKER_IDLE_POLLS="1000000")
+        time.sleep(3)
+        yield {"cwd": work, "env": {**env, "SCENGRID_API_URL": f"http://127.0.0.1:{api_port}"}}
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            process.wait(timeout=30)
+
+
+def test_a_run_goes_through_the_split_stack(topology: dict, tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("scenarios: {count: 8000, seed: 3}\nshard_size: 2000\nworkers: 2\n")
+    run = lambda *a: subprocess.run([*CLI, *a], env=topology["env"], cwd=topology["cwd"], capture_output=True, text=True, timeout=300)  # noqa: E731
+    submitted = run("submit", str(spec), "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    run_id = json.loads(submitted.stdout.splitlines()[-1])["run_id"]
+    watched = run("status", run_id, "--watch", "--json")
+    assert watched.returncode == 0, watched.stderr
+    view = json.loads(watched.stdout.splitlines()[-1])
+    assert view["status"] == "COMPLETE" and view["progress"]["shards_done"] == 4
+    shards = json.loads(run("status", run_id, "--json").stdout.splitlines()[-1])
+    assert shards["var_99"] is not None
