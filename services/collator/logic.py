@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
+import pyarrow.parquet as pq
 
 from scengrid import layout, s3io
 from scengrid.errors import IncompleteRun
 from scengrid.events import AllDone, RunFailed, publish
-from scengrid.risk import RiskSummary, summarise
+from scengrid.risk import RiskSummary, TailAccumulator
 from scengrid.status import Status, read_run, read_shards
 from scengrid.spec import RunSpec
 from scengrid.work import ShardWork
 
-from services.collator.reporting import write_report
+from services.collator.reporting import COMPONENT_PREFIX, write_report
 
 
 def wait_for_tracker(run_id: str, round_: int, shards_total: int, timeout_s: float) -> None:
@@ -45,56 +47,76 @@ def check_complete(run_id: str, planned: list[ShardWork]) -> None:
         raise IncompleteRun(run_id, problems)
 
 
-def merge_outputs(run_id: str, planned: list[ShardWork]) -> pa.Table:
-    """Concatenate the shard outputs in scenario order, checking each one's row count."""
-    tables: list[pa.Table] = []
+def stream_outputs(run_id: str, planned: list[ShardWork], merged_path: Path) -> TailAccumulator:
+    """Read the shard outputs one at a time, in scenario order: check each one, feed the risk
+    accumulator, and append it to the merged Parquet file. Memory: one shard plus the tail."""
+    accumulator = TailAccumulator(total=sum(s.count for s in planned))
     problems: dict[str, str] = {}
-    for shard in planned:
-        key = layout.shard_key(run_id, shard.shard_id)
-        if not s3io.object_exists(key):
-            problems[shard.shard_id] = f"output {key} is missing"
-            continue
-        table = s3io.get_table(key)
-        if table.num_rows != shard.count:
-            problems[shard.shard_id] = f"output has {table.num_rows} rows, expected {shard.count}"
-        tables.append(table)
+    writer: pq.ParquetWriter | None = None
+    try:
+        for shard in planned:
+            key = layout.shard_key(run_id, shard.shard_id)
+            if not s3io.object_exists(key):
+                problems[shard.shard_id] = f"output {key} is missing"
+                continue
+            table = s3io.get_table(key)
+            ids = table.column("scenario_id").to_numpy()
+            if table.num_rows != shard.count or not np.array_equal(ids, np.arange(shard.start, shard.start + shard.count)):
+                problems[shard.shard_id] = f"output has {table.num_rows} rows, expected scenarios {shard.start}..{shard.start + shard.count - 1}"
+                continue
+            parts = {c: table.column(c).to_numpy() for c in table.column_names if c.startswith(COMPONENT_PREFIX)}
+            accumulator.add(ids, table.column("pnl").to_numpy(), parts)
+            if writer is None:
+                writer = pq.ParquetWriter(merged_path, table.schema, compression="zstd")
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
     if problems:
         raise IncompleteRun(run_id, problems)
-    return pa.concat_tables(tables)
+    return accumulator
 
 
 def collate_run(run_id: str, round_: int, wait_s: float) -> RiskSummary:
+    """Check, merge and summarise a run; on missing or failed shards emit run-failed naming
+    them (their outputs stay) and raise."""
     manifest = s3io.get_json(layout.manifest_key(run_id))
     planned = [ShardWork.model_validate(s) for s in manifest["shards"]]
+    spec = RunSpec.model_validate(manifest["spec"])
     wait_for_tracker(run_id, round_, len(planned), wait_s)
-    try:
-        check_complete(run_id, planned)
-        merged = merge_outputs(run_id, planned)
-    except IncompleteRun as exc:
-        publish(
-            [RunFailed(run_id=run_id, round=round_, reason=str(exc), failed_shards=sorted(exc.problems))],
-            service="collator",
-        )
-        raise
-    ids = merged.column("scenario_id").to_numpy()
-    pnl = merged.column("pnl").to_numpy()
-    if ids.shape[0] and not (ids[0] == 0 and np.all(np.diff(ids) == 1)):
-        raise IncompleteRun(run_id, {"*": "merged scenario ids are not 0..n-1 in order"})
-    summary = summarise(ids, pnl)
-    s3io.put_table(layout.pnl_key(run_id), merged)
+    with tempfile.TemporaryDirectory(prefix="scengrid-collate-") as scratch:
+        merged_path = Path(scratch) / "pnl.parquet"
+        try:
+            check_complete(run_id, planned)
+            accumulator = stream_outputs(run_id, planned, merged_path)
+        except IncompleteRun as exc:
+            failed = RunFailed(run_id=run_id, round=round_, reason=str(exc), failed_shards=sorted(exc.problems))
+            publish([failed], service="collator")
+            raise
+        s3io.put_file(layout.pnl_key(run_id), str(merged_path))
+        summary = accumulator.summary()
+        write_report(run_id, spec, merged_path, accumulator, _metadata(run_id, round_, manifest, len(planned)))
+    _publish_results(run_id, round_, manifest, len(planned), summary)
+    return summary
+
+
+def _metadata(run_id: str, round_: int, manifest: dict, shards: int) -> dict[str, object]:
     run = read_run(run_id)
-    metadata = {
+    return {
         "model": manifest["spec"]["model"]["name"],
         "seed": manifest["spec"]["scenarios"].get("seed"),
-        "scenarios": summary.scenarios,
-        "shards": len(planned),
+        "scenarios": manifest["spec"]["scenarios"]["count"],
+        "shards": shards,
         "shard_size": manifest["shard_size"],
         "round": round_,
         "created_at": run.created_at if run else None,
         "worker_seconds": round(sum(s.duration_s or 0.0 for s in read_shards(run_id)), 3),
         "cost": "not known for local runs",
     }
-    write_report(run_id, RunSpec.model_validate(manifest["spec"]), merged, summary, metadata)
+
+
+def _publish_results(run_id: str, round_: int, manifest: dict, shards: int, summary: RiskSummary) -> None:
+    run = read_run(run_id)
     s3io.put_json(
         layout.summary_key(run_id),
         {
@@ -102,26 +124,20 @@ def collate_run(run_id: str, round_: int, wait_s: float) -> RiskSummary:
             "status": Status.COMPLETE,
             "model": manifest["spec"]["model"],
             "scenarios_spec": manifest["spec"]["scenarios"],
-            "shards": len(planned),
+            "shards": shards,
             "shard_size": manifest["shard_size"],
             "created_at": run.created_at if run else None,
             **summary.model_dump(),
         },
     )
-    publish(
-        [
-            AllDone(
-                run_id=run_id,
-                round=round_,
-                summary_key=layout.summary_key(run_id),
-                pnl_key=layout.pnl_key(run_id),
-                scenarios=summary.scenarios,
-                var_95=summary.var_95,
-                var_99=summary.var_99,
-                es_975=summary.es_975,
-            )
-        ],
-        service="collator",
+    done = AllDone(
+        run_id=run_id,
+        round=round_,
+        summary_key=layout.summary_key(run_id),
+        pnl_key=layout.pnl_key(run_id),
+        scenarios=summary.scenarios,
+        var_95=summary.var_95,
+        var_99=summary.var_99,
+        es_975=summary.es_975,
     )
-    return summary
-
+    publish([done], service="collator")

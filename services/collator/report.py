@@ -14,9 +14,8 @@ WIDTH, HEIGHT, PAD = 760, 300, 40
 LINES = (("VaR 95%", "var_95", "#e69f00"), ("VaR 99%", "var_99", "#d55e00"), ("ES 97.5%", "es_975", "#7b3294"))
 
 
-def histogram_svg(pnl: np.ndarray, summary: dict[str, Any]) -> str:
+def histogram_svg(counts: np.ndarray, edges: np.ndarray, summary: dict[str, Any]) -> str:
     """The P&L histogram with the VaR and ES losses marked (at -VaR / -ES on the P&L axis)."""
-    counts, edges = np.histogram(pnl, bins=BINS)
     lo, hi = float(edges[0]), float(edges[-1])
     span = hi - lo or 1.0
     top = counts.max() or 1
@@ -47,14 +46,14 @@ def histogram_svg(pnl: np.ndarray, summary: dict[str, Any]) -> str:
     )
 
 
-def histogram_png(pnl: np.ndarray, summary: dict[str, Any]) -> bytes:
+def histogram_png(counts: np.ndarray, edges: np.ndarray, summary: dict[str, Any]) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 3.2), dpi=110)
-    ax.hist(pnl, bins=BINS, color="#4c78a8")
+    ax.stairs(counts, edges, fill=True, color="#4c78a8")
     for label, key, color in LINES:
         ax.axvline(-summary[key], color=color, linewidth=1.5, label=f"{label} {summary[key]:,.0f}")
     ax.set_xlabel("P&L")
@@ -93,7 +92,8 @@ th{background:#f3f3f3}.wide{overflow-x:auto}.bar{fill:#4c78a8}svg{width:100%;hei
 
 def render_report(
     summary: dict[str, Any],
-    pnl: np.ndarray,
+    counts: np.ndarray,
+    edges: np.ndarray,
     worst: list[dict[str, Any]],
     attribution: dict[str, dict[str, float]],
     metadata: dict[str, Any],
@@ -122,7 +122,7 @@ def render_report(
     return (
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{title}</title>"
         f"<style>{STYLE}</style></head><body><h1>{title}</h1>"
-        f"<h2>P&amp;L distribution</h2>{histogram_svg(pnl, summary)}{measures}"
+        f"<h2>P&amp;L distribution</h2>{histogram_svg(counts, edges, summary)}{measures}"
         f'<h2>Worst scenarios</h2><div class="wide">{worst_table}</div>'
         f"<h2>Attribution by asset class</h2>{attribution_table}"
         f"<h2>Run</h2>{meta_table}</body></html>"

@@ -1,20 +1,22 @@
-"""What the report shows, computed from the merged outputs and the run's spec."""
+"""What the report shows, computed from the streamed accumulator and the merged file, never
+from the whole P&L vector in memory."""
 
 from __future__ import annotations
 
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
+import pyarrow.parquet as pq
 
 from scengrid import layout, s3io
 from scengrid.models import load_model
-from scengrid.risk import RiskSummary, tail_indices
+from scengrid.risk import RiskSummary, TailAccumulator
 from scengrid.scenarios import generate
 from scengrid.spec import RunSpec
 
-from services.collator.report import histogram_png, render_report
+from services.collator.report import BINS, histogram_png, render_report
 
 COMPONENT_PREFIX = "pnl_"
 
@@ -30,27 +32,41 @@ def worst_with_shocks(spec: RunSpec, summary: RiskSummary) -> list[dict[str, Any
     return rows
 
 
-def attribution(merged: pa.Table, pnl: np.ndarray) -> dict[str, dict[str, float]]:
+def attribution(accumulator: TailAccumulator) -> dict[str, dict[str, float]]:
     """Per P&L component (``pnl_*`` columns): its mean and its share of ES 97.5% (its mean
     over the ES tail; the shares add up to ES when the components add up to the P&L)."""
-    tail = tail_indices(pnl, 0.975)
-    out = {}
-    for name in merged.column_names:
-        if name.startswith(COMPONENT_PREFIX):
-            values = merged.column(name).to_numpy()
-            out[name[len(COMPONENT_PREFIX):]] = {"mean": float(values.mean()), "es_975": float(-values[tail].mean())}
-    return out
+    tail = accumulator.tail_rows(0.975)
+    return {
+        name[len(COMPONENT_PREFIX) :]: {
+            "mean": accumulator.part_sums[name] / accumulator.count,
+            "es_975": float(-accumulator.parts[name][tail].mean()),
+        }
+        for name in accumulator.parts
+    }
 
 
-def write_report(run_id: str, spec: RunSpec, merged: pa.Table, summary: RiskSummary, metadata: dict[str, Any]) -> None:
-    pnl = merged.column("pnl").to_numpy()
+def histogram(merged_path: Path, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+    """Counts over BINS equal bins of [low, high], one record batch of the merged file at a time."""
+    edges = np.linspace(low, high if high > low else low + 1.0, BINS + 1)
+    counts = np.zeros(BINS, dtype=np.int64)
+    for batch in pq.ParquetFile(merged_path).iter_batches(columns=["pnl"], batch_size=1 << 20):
+        counts += np.histogram(batch.column(0).to_numpy(), bins=edges)[0]
+    return counts, edges
+
+
+def write_report(
+    run_id: str, spec: RunSpec, merged_path: Path, accumulator: TailAccumulator, metadata: dict[str, Any]
+) -> None:
+    summary = accumulator.summary()
     numbers = {"run_id": run_id, **summary.model_dump()}
+    counts, edges = histogram(merged_path, accumulator.low, accumulator.high)
     page = render_report(
         numbers,
-        pnl,
+        counts,
+        edges,
         worst_with_shocks(spec, summary),
-        attribution(merged, pnl),
+        attribution(accumulator),
         {"scengrid": version("scengrid"), **metadata},
     )
     s3io.put_bytes(layout.report_key(run_id), page.encode(), "text/html; charset=utf-8")
-    s3io.put_bytes(layout.histogram_key(run_id), histogram_png(pnl, numbers), "image/png")
+    s3io.put_bytes(layout.histogram_key(run_id), histogram_png(counts, edges, numbers), "image/png")

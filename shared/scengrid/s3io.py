@@ -35,6 +35,11 @@ def put_bytes(key: str, body: bytes, content_type: str) -> None:
     client("s3").put_object(Bucket=get_settings().bucket, Key=key, Body=body, ContentType=content_type)
 
 
+def put_file(key: str, path: str) -> None:
+    """Upload a local file (in parts when large: memory stays flat)."""
+    client("s3").upload_file(path, get_settings().bucket, key)
+
+
 def get_table(key: str) -> pa.Table:
     body = client("s3").get_object(Bucket=get_settings().bucket, Key=key)["Body"].read()
     return pq.read_table(pa.BufferReader(body))

@@ -1,9 +1,10 @@
 import math
 
 import numpy as np
+import pytest
 from scipy.stats import norm
 
-from scengrid.risk import expected_shortfall, summarise, value_at_risk
+from scengrid.risk import TailAccumulator, expected_shortfall, summarise, value_at_risk
 
 
 def test_var_is_minus_numpys_quantile() -> None:
@@ -33,3 +34,31 @@ def test_summary_lists_the_worst_scenarios_by_id() -> None:
     s = summarise(ids, pnl)
     assert s.scenarios == 20
     assert [w["scenario_id"] for w in s.worst[:3]] == [119, 118, 117]
+
+
+@pytest.mark.parametrize("batches", [1, 7, 200])
+def test_streamed_var_and_es_equal_numpys_on_the_whole_vector(batches: int) -> None:
+    n = 200_000
+    rng = np.random.default_rng(42)
+    pnl = rng.standard_t(4, size=n) * 1e5
+    ids = np.arange(n)
+    accumulator = TailAccumulator(total=n)
+    for part in np.array_split(np.arange(n), batches):
+        accumulator.add(ids[part], pnl[part], {"pnl_x": pnl[part] * 0.5})
+    s = accumulator.summary()
+    assert s.var_95 == -np.quantile(pnl, 0.05)
+    assert s.var_99 == -np.quantile(pnl, 0.01)
+    k = math.ceil(0.025 * n)
+    assert s.es_975 == -np.sort(pnl)[:k].mean()
+    assert s.mean == pytest.approx(pnl.mean(), rel=1e-12) and s.std == pytest.approx(pnl.std(ddof=1), rel=1e-12)
+    assert [w["scenario_id"] for w in s.worst] == list(np.argsort(pnl, kind="stable")[:10])
+    assert accumulator.pnl.shape[0] <= math.ceil(0.05 * n) + 2  # O(tail) memory
+    assert accumulator.parts["pnl_x"][accumulator.tail_rows(0.975)].mean() == pytest.approx(-s.es_975 * 0.5)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 19, 20, 21, 101])
+def test_small_runs_match_numpy_too(n: int) -> None:
+    pnl = np.random.default_rng(n).normal(size=n)
+    s = summarise(np.arange(n), pnl)
+    assert s.var_99 == -np.quantile(pnl, 0.01) and s.var_95 == -np.quantile(pnl, 0.05)
+    assert s.es_975 == -np.sort(pnl)[: max(1, math.ceil(0.025 * n))].mean()
