@@ -46,11 +46,12 @@ def attribution(accumulator: TailAccumulator) -> dict[str, dict[str, float]]:
 
 
 def histogram(merged_path: Path, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
-    """Counts over BINS equal bins of [low, high], one record batch of the merged file at a time."""
+    """Counts over BINS equal bins of [low, high], from the merged file's pnl column."""
     edges = np.linspace(low, high if high > low else low + 1.0, BINS + 1)
     counts = np.zeros(BINS, dtype=np.int64)
-    for batch in pq.ParquetFile(merged_path).iter_batches(columns=["pnl"], batch_size=1 << 20):
-        counts += np.histogram(batch.column(0).to_numpy(), bins=edges)[0]
+    merged = pq.ParquetFile(merged_path)
+    for group in range(merged.num_row_groups):  # one row group (one shard) at a time
+        counts += np.histogram(merged.read_row_group(group, columns=["pnl"]).column(0).to_numpy(), bins=edges)[0]
     return counts, edges
 
 

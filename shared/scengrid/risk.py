@@ -65,11 +65,40 @@ def expected_shortfall(pnl: np.ndarray, level: float) -> float:
     return float(-np.sort(np.partition(pnl, k - 1)[:k]).mean())
 
 
+class _Tail:
+    """The ``size`` smallest P&L values seen, with (optionally) their ids and components.
+    A batch is first cut down to the values that can still enter, so merging stays small."""
+
+    def __init__(self, size: int, with_rows: bool) -> None:
+        self.size = size
+        self.with_rows = with_rows
+        self.pnl = np.empty(0)
+        self.ids = np.empty(0, dtype=np.int64)
+        self.parts: dict[str, np.ndarray] = {}
+
+    def add(self, ids: np.ndarray, pnl: np.ndarray, parts: dict[str, np.ndarray]) -> None:
+        if self.pnl.shape[0] >= self.size:
+            entering = pnl <= self.pnl.max()
+            ids, pnl, parts = ids[entering], pnl[entering], {k: v[entering] for k, v in parts.items()}
+        values = np.concatenate([self.pnl, pnl])
+        if not self.with_rows:
+            self.pnl = np.partition(values, self.size - 1)[: self.size] if values.shape[0] > self.size else values
+            return
+        ids = np.concatenate([self.ids, ids])
+        parts = {k: np.concatenate([self.parts.get(k, np.empty(0)), v]) for k, v in parts.items()}
+        if values.shape[0] > self.size:
+            keep = np.argpartition(values, self.size - 1)[: self.size]
+            values, ids, parts = values[keep], ids[keep], {k: v[keep] for k, v in parts.items()}
+        self.pnl, self.ids, self.parts = values, ids, parts
+
+
 @dataclass
 class TailAccumulator:
     """Feed batches of (scenario ids, P&L, components); get the exact risk summary.
 
-    ``total`` is the number of scenarios that will be fed (it decides the tail kept)."""
+    ``total`` is the number of scenarios that will be fed: it sizes the two tails kept, the
+    VaR tail (the smallest ~5% P&L values) and the ES tail (the worst ~2.5%, with their ids
+    and components, for the worst scenarios and the attribution)."""
 
     total: int
     count: int = 0
@@ -77,29 +106,30 @@ class TailAccumulator:
     _m2: float = 0.0
     low: float = math.inf
     high: float = -math.inf
-    ids: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    pnl: np.ndarray = field(default_factory=lambda: np.empty(0))
-    parts: dict[str, np.ndarray] = field(default_factory=dict)
     part_sums: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._var = _Tail(min(self.total, math.ceil(KEPT_TAIL * self.total) + 2), with_rows=False)
+        self._es = _Tail(min(self.total, _es_count(self.total, 0.975) + WORST_N), with_rows=True)
 
     @property
     def kept(self) -> int:
-        return min(self.total, math.ceil(KEPT_TAIL * self.total) + 2)
+        """Values held at most: the VaR tail plus the ES tail's rows."""
+        return self._var.size + self._es.size
+
+    @property
+    def parts(self) -> dict[str, np.ndarray]:
+        return self._es.parts
 
     def add(self, ids: np.ndarray, pnl: np.ndarray, parts: dict[str, np.ndarray] | None = None) -> None:
         if pnl.shape[0] == 0:
             return
-        self._add_moments(pnl)
         parts = parts or {}
+        self._add_moments(pnl)
         for name, values in parts.items():
             self.part_sums[name] = self.part_sums.get(name, 0.0) + float(values.sum())
-        ids = np.concatenate([self.ids, ids])
-        values = np.concatenate([self.pnl, pnl])
-        merged = {k: np.concatenate([self.parts.get(k, np.empty(0)), v]) for k, v in parts.items()}
-        if values.shape[0] > self.kept:
-            keep = np.argpartition(values, self.kept - 1)[: self.kept]
-            ids, values, merged = ids[keep], values[keep], {k: v[keep] for k, v in merged.items()}
-        self.ids, self.pnl, self.parts = ids, values, merged
+        self._var.add(ids, pnl, {})
+        self._es.add(ids, pnl, parts)
 
     def _add_moments(self, pnl: np.ndarray) -> None:
         """Chan's pairwise update of count, mean and sum of squared deviations."""
@@ -113,20 +143,20 @@ class TailAccumulator:
         self.count = n
         self.low, self.high = min(self.low, float(pnl.min())), max(self.high, float(pnl.max()))
 
-    def _ordered(self) -> np.ndarray:
-        """Tail positions by (P&L, scenario id): ties fall the same way in every shard layout."""
-        return np.lexsort((self.ids, self.pnl))
+    def _es_order(self) -> np.ndarray:
+        """ES-tail positions by (P&L, scenario id): ties fall the same way in every shard layout."""
+        return np.lexsort((self._es.ids, self._es.pnl))
 
     def tail_rows(self, level: float) -> np.ndarray:
-        """Positions, in the kept tail, of the worst ceil((1 - level) · n) scenarios."""
-        return self._ordered()[: _es_count(self.count, level)]
+        """Positions, in the ES tail, of the worst ceil((1 - level) · n) scenarios."""
+        return self._es_order()[: _es_count(self.count, level)]
 
     def summary(self) -> RiskSummary:
         if self.count != self.total:
             raise ValueError(f"{self.count} scenarios were fed, {self.total} expected")
-        order = self._ordered()
-        smallest = self.pnl[order]
-        es_tail = smallest[: _es_count(self.count, 0.975)]
+        smallest = np.sort(self._var.pnl)
+        order = self._es_order()
+        es_tail = self._es.pnl[order][: _es_count(self.count, 0.975)]
         return RiskSummary(
             scenarios=self.count,
             var_95=-quantile_from_smallest(smallest, self.count, _tail(0.95)),
@@ -134,7 +164,7 @@ class TailAccumulator:
             es_975=float(-es_tail.mean()),
             mean=self._mean,
             std=math.sqrt(self._m2 / (self.count - 1)) if self.count > 1 else 0.0,
-            worst=[{"scenario_id": int(self.ids[i]), "pnl": float(self.pnl[i])} for i in order[:WORST_N]],
+            worst=[{"scenario_id": int(self._es.ids[i]), "pnl": float(self._es.pnl[i])} for i in order[:WORST_N]],
         )
 
 
