@@ -215,6 +215,34 @@ def sfn_mock_config_test_case() -> object:
         return {"started": True}
 
 
+DISTRIBUTED_MAP_WITH_A_FAILING_ITEM = {
+    "StartAt": "M",
+    "States": {"M": {
+        "Type": "Map", "ItemsPath": "$.items",
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "C", "States": {
+                              "C": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericEquals": 2, "Next": "F"}], "Default": "P"},
+                              "F": {"Type": "Fail", "Error": "Boom", "Cause": "item 2"},
+                              "P": {"Type": "Pass", "End": True}}},
+        "End": True}},
+}
+
+
+@probe
+def distributed_map_with_a_failed_item() -> object:
+    """A Distributed Map whose item failed (tolerating no failure) still succeeds."""
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        arn = sfn.create_state_machine(name="m", definition=json.dumps(DISTRIBUTED_MAP_WITH_A_FAILING_ITEM), roleArn=ROLE)["stateMachineArn"]
+        ex = sfn.start_execution(stateMachineArn=arn, name="e", input=json.dumps({"items": [1, 2, 3]}))["executionArn"]
+        for _ in range(80):
+            described = sfn.describe_execution(executionArn=ex)
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.1)
+        return {"status": described["status"], "error": described.get("error")}
+
+
 def main() -> None:
     results = {}
     for name, fn in PROBES.items():

@@ -22,6 +22,7 @@ from scengrid.local.moto_gaps import (
 )
 
 PROBES = Path(__file__).with_name("moto_probes.py")
+ROLE = "arn:aws:iam::123456789012:role/sfn"
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,10 @@ def test_hole_cloudformation_skips_exactly_the_unmodelled_types(plain_moto: dict
 
 def test_hole_sfn_mock_config_is_not_loaded(plain_moto: dict) -> None:
     assert plain_moto["sfn_mock_config_test_case"]["started"] is False
+
+
+def test_hole_distributed_map_ignores_failed_items(plain_moto: dict) -> None:
+    assert plain_moto["distributed_map_with_a_failed_item"]["status"] == "SUCCEEDED"
 
 
 # ---------------------------------------------------------------- the workarounds
@@ -159,3 +164,23 @@ def test_skipped_resources_leave_out_conditional_ones() -> None:
         "Off": {"Type": "AWS::Lambda::Function", "Condition": "ImagesPushed"},
     }}
     assert skipped_resources(template, {"Made"}) == {"Dropped": "AWS::SQS::QueuePolicy"}
+
+
+@pytest.mark.parametrize(("tolerated", "status"), [(None, "FAILED"), (1, "SUCCEEDED")])
+def test_a_distributed_map_fails_past_its_failure_threshold(local_stack, tolerated, status) -> None:  # noqa: ANN001
+    from tests.integration.moto_probes import DISTRIBUTED_MAP_WITH_A_FAILING_ITEM
+
+    definition = json.loads(json.dumps(DISTRIBUTED_MAP_WITH_A_FAILING_ITEM))
+    if tolerated is not None:
+        definition["States"]["M"]["ToleratedFailureCount"] = tolerated
+    sfn = client("stepfunctions")
+    name = f"threshold-{tolerated}-{time.time_ns()}"
+    arn = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, name="e", input=json.dumps({"items": [1, 2, 3]}))["executionArn"]
+    deadline = time.monotonic() + 30
+    while (described := sfn.describe_execution(executionArn=ex))["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert described["status"] == status
+    if status == "FAILED":
+        assert described["error"] == "States.ExceedToleratedFailureThreshold"

@@ -34,8 +34,14 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
 10. ``sfn_mock_config``: moto ships Step Functions Local's mocked-integration machinery but
    its MockConfigFile loader is stubbed out and executions never receive a test case.
    ``use_sfn_mock_config`` loads a MockConfigFile (the AWS format); an execution started on
-   ``<state machine ARN>#<TestCase>`` then gets that test case's mocked responses, and
-   ``mocked_calls`` lists the parameters each mocked task state was called with.
+   ``<state machine ARN>#<TestCase>`` then gets that test case's mocked responses (a Throw
+   of a ``States.`` error, such as a failed ``.sync`` job's ``States.TaskFailed``, included:
+   moto refuses those names), and ``mocked_calls`` lists the parameters each mocked task
+   state was called with.
+11. ``distributed_map_failure_threshold``: moto's Distributed Map counts a failed item and
+   carries on, so the Map succeeds whatever fails inside it. As on AWS, a Map Run whose
+   failed items exceed ToleratedFailureCount / ToleratedFailurePercentage (0 by default)
+   now fails with ``States.ExceedToleratedFailureThreshold``, which the Map's Catch sees.
 """
 
 from __future__ import annotations
@@ -396,6 +402,29 @@ def _install_sfn_mock_config() -> None:
     StepFunctionsParserBackend.start_execution = start_execution
     Execution._get_start_execution_worker = start_worker
     StateTask._eval_parameters = eval_parameters
+    _throw_states_errors()
+
+
+def _throw_states_errors() -> None:
+    """A mocked Throw of ``States.TaskFailed`` (what a failed ``.sync`` job raises) is refused
+    by moto ("Custom Error Names MUST NOT begin with 'States.'"); throw it as the States error."""
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import mock_eval_utils
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    def throw(env, mocked_response):  # noqa: ANN001, ANN202
+        error = mocked_response.error
+        name = StatesErrorName.from_name(error) if error.startswith("States.") else CustomErrorName(error)
+        details = EventDetails(taskFailedEventDetails=TaskFailedEventDetails(error=error, cause=mocked_response.cause))
+        raise FailureEventException(FailureEvent(env=env, error_name=name, event_type=HistoryEventType.TaskFailed, event_details=details))
+
+    mock_eval_utils._eval_mocked_response_throw = throw
 
 
 def use_sfn_mock_config(config: dict[str, Any] | MockConfigFile) -> None:
@@ -414,8 +443,51 @@ def mocked_calls() -> list[MockedCall]:
     return list(_mocked_calls)
 
 
+# ---------------------------------------------------------------- 11. distributed_map_failure_threshold
+def _exceeds_tolerance(failed: int, total: int, count: int, percentage: float) -> bool:
+    """AWS's rule: with no threshold (both 0) any failure fails the Map Run; otherwise the
+    thresholds that are set (non-zero) are each a limit not to exceed."""
+    if not count and not percentage:
+        return failed > 0
+    return bool((count and failed > count) or (percentage and total and 100 * failed / total > percentage))
+
+
+def _patch_distributed_map_failure_threshold() -> None:
+    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (
+        DistributedIterationComponent,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    original_map_run = DistributedIterationComponent._map_run
+
+    def _map_run(self, env, eval_input):  # noqa: ANN001, ANN202
+        original_map_run(self, env, eval_input)
+        record = eval_input.map_run_record
+        counts = record.item_counter
+        failed, total = counts.failed.get() + counts.timed_out.get(), counts.total.get()
+        if _exceeds_tolerance(failed, total, record.tolerated_failure_count, record.tolerated_failure_percentage):
+            error = StatesErrorNameType.StatesExceedToleratedFailureThreshold.to_name()
+            cause = f"The specified tolerated failure threshold was exceeded: {failed} of {total} items failed"
+            details = EventDetails(executionFailedEventDetails=ExecutionFailedEventDetails(error=error, cause=cause))
+            raise FailureEventException(FailureEvent(
+                env=env,
+                error_name=StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold),
+                event_type=HistoryEventType.ExecutionFailed,
+                event_details=details,
+            ))
+
+    DistributedIterationComponent._map_run = _map_run
+
+
 def install(runner: JobRunner) -> None:
-    """Apply the in-process patches (1–3) once; ``runner`` runs each Batch job."""
+    """Apply the in-process patches (1–3, 11) once; ``runner`` runs each Batch job."""
     global _installed, _runner
     with _install_lock:
         _runner = runner
@@ -424,4 +496,5 @@ def install(runner: JobRunner) -> None:
         _patch_batch_parameter_casing()
         _patch_batch_jobs_as_processes()
         _patch_job_description()
+        _patch_distributed_map_failure_threshold()
         _installed = True
