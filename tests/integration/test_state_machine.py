@@ -24,7 +24,7 @@ from scengrid.work import MAX_ARRAY_CHILDREN
 from services.sharder.logic import plan_shards
 from services.tracker.dal import RunStore
 from services.tracker.logic import apply_event
-from tests.unit.template_data import resources
+from tests.template_data import resources
 
 STATE_MACHINE = "scengrid-run"  # the template's "${EnvName}-run" with the local stack's EnvName
 SPOT_RECLAIM = "Your Spot Task was interrupted."

@@ -15,7 +15,7 @@ from scengrid.local.batch_runner import Attempt, retry_decision
 from scengrid.local.moto_gaps import evaluate_cidr_functions
 from scengrid.settings import Settings
 from scengrid.work import MAX_ARRAY_CHILDREN
-from tests.unit.template_data import TEMPLATE_PATH, asl, of_type, resources, template
+from tests.template_data import TEMPLATE_PATH, asl, of_type, resources, template
 
 USABLE_PER_SUBNET = lambda prefix: 2 ** (32 - prefix) - 5  # noqa: E731 - AWS keeps 5 addresses per subnet
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.template_data import TEMPLATE_PATH, resources
+from tests.template_data import TEMPLATE_PATH, resources
 
 # Actions with no resource-level permissions (AWS Service Authorization Reference): their
 # only valid Resource is "*".

@@ -9,7 +9,7 @@ from typing import Any
 
 from scengrid.local.cfn import load_template
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = ROOT / "infra" / "template.yaml"
 ASL_PATH = ROOT / "infra" / "statemachine" / "run.asl.json"
 
