@@ -9,7 +9,7 @@ import numpy as np
 
 from scengrid.kernel import evaluate_range
 from scengrid.models import ScenarioModel, load_model
-from scengrid.spec import GeneratedScenarios, ModelRef
+from scengrid.spec import ModelRef, ScenarioSource
 from scengrid.work import ShardWork
 
 _models: dict[str, ScenarioModel] = {}
@@ -24,7 +24,7 @@ def _model(ref: ModelRef) -> ScenarioModel:
     return found
 
 
-def _evaluate_slice(ref: ModelRef, source: GeneratedScenarios, start: int, count: int) -> dict[str, np.ndarray]:
+def _evaluate_slice(ref: ModelRef, source: ScenarioSource, start: int, count: int) -> dict[str, np.ndarray]:
     return evaluate_range(_model(ref), source, start, count)
 
 

@@ -1,30 +1,52 @@
-"""Evaluate a model over a range of generated scenarios: the hot path, all array code.
+"""Evaluate a model over a range of scenarios: the hot path, all array code.
 
 The worker, ``scengrid model eval`` and the benchmarks call this same function."""
 
 from __future__ import annotations
 
+from contextlib import closing
+from functools import lru_cache
+
 import numpy as np
 import pyarrow as pa
+from threadpoolctl import ThreadpoolController
 
 from scengrid.models.base import ScenarioModel
-from scengrid.scenarios import generate
-from scengrid.spec import GeneratedScenarios
+from scengrid.scenario_sources import open_shocks
+from scengrid.spec import ScenarioSource, scenario_count
 
-CHUNK = 65_536
+CHUNK = 1_024
+
+
+@lru_cache(maxsize=1)
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
 def evaluate_range(
-    model: ScenarioModel, source: GeneratedScenarios, start: int, count: int, chunk: int = CHUNK
+    model: ScenarioModel, source: ScenarioSource, start: int, count: int, chunk: int = CHUNK
 ) -> dict[str, np.ndarray]:
     """Per-scenario result columns for scenarios ``start .. start+count-1``.
 
-    Works in chunks so that memory stays bounded by ``chunk`` scenarios of factors."""
+    Scenarios are evaluated in blocks aligned on the whole run: block k holds scenarios
+    ``k*chunk .. (k+1)*chunk-1`` (the last one ends at the source's count). A scenario is thus
+    always computed in the same block, with the same array shapes, whatever the shard or the
+    slice that asks for it: BLAS results depend on the shapes, and this keeps every scenario's
+    result bit-identical whatever the shard size. Memory stays bounded by one block.
+
+    BLAS runs on one thread meanwhile: parallelism is by processes (a worker runs one per
+    vCPU), BLAS threads on top of them oversubscribe the cores, and one block's matrices are
+    too small to gain from threads."""
+    total = scenario_count(source)
+    if count < 1 or start < 0 or start + count > total:
+        raise ValueError(f"scenarios {start}..{start + count - 1} are not within 0..{total - 1}")
     parts: list[dict[str, np.ndarray]] = []
-    vols = model.factors.vols
-    for offset in range(0, count, chunk):
-        n = min(chunk, count - offset)
-        parts.append(model.evaluate(generate(source, vols, start + offset, n)))
+    with closing(open_shocks(source, model.factors)) as reader, _blas().limit(limits=1, user_api="blas"):
+        for block in range(start - start % chunk, start + count, chunk):
+            size = min(chunk, total - block)
+            columns = model.evaluate(reader.read(block, size))
+            keep = slice(max(start, block) - block, min(start + count, block + size) - block)
+            parts.append({name: values[keep] for name, values in columns.items()})
     if len(parts) == 1:
         return parts[0]
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}

@@ -7,10 +7,13 @@ import hashlib
 import uuid
 from datetime import datetime, timezone
 
+from pydantic import ValidationError
+
 from scengrid.aws import client
-from scengrid.errors import Conflict, RunNotFound
+from scengrid.errors import Conflict, InvalidInput, RunNotFound
 from scengrid.events import RunCancelled, RunRequested, publish
 from scengrid.models import load_model
+from scengrid.scenario_sources import resolve_source
 from scengrid.settings import get_settings
 from scengrid.spec import RunSpec
 from scengrid.status import FINAL, RunRecord, Status, read_run
@@ -28,10 +31,12 @@ def run_id_for_key(idempotency_key: str) -> str:
 def submit_run(spec: RunSpec, run_id: str | None = None, idempotency_key: str | None = None) -> str:
     """Validate that the model exists and takes these params, then request the run.
 
-    Nothing is written before validation passes, so a bad spec leaves nothing behind. With an
-    idempotency key, a repeat returns the same run (and starts nothing twice); the same key
-    with another spec is a Conflict."""
-    load_model(spec.model.name, spec.model.params)
+    A scenario file is read and checked against the model's factors here, and its row count
+    becomes the spec's ``scenarios.count`` (what the sharder splits). Nothing is written before
+    validation passes, so a bad spec leaves nothing behind. With an idempotency key, a repeat
+    returns the same run (and starts nothing twice); the same key with another spec is a
+    Conflict."""
+    spec = resolve_spec(spec)
     if idempotency_key:
         run_id = run_id_for_key(idempotency_key)
         existing = read_run(run_id)
@@ -42,6 +47,19 @@ def submit_run(spec: RunSpec, run_id: str | None = None, idempotency_key: str | 
     run_id = run_id or new_run_id()
     publish([RunRequested(run_id=run_id, spec=spec)], service="api")
     return run_id
+
+
+def resolve_spec(spec: RunSpec) -> RunSpec:
+    """The spec with its scenario source checked against the model and its count filled in."""
+    model = load_model(spec.model.name, spec.model.params)
+    source = resolve_source(spec.scenarios, model.factors)
+    if source is spec.scenarios:
+        return spec
+    try:
+        return RunSpec.model_validate({**spec.model_dump(mode="json"), "scenarios": source.model_dump(mode="json")})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise InvalidInput(".".join(str(p) for p in error["loc"]) or "scenarios", error["msg"]) from None
 
 
 def execution_name(run_id: str, round_: int) -> str:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from scengrid.errors import InvalidInput
 
 MAX_SCENARIOS = 100_000_000
 MAX_SHARDS = 100_000
 AUTO_TARGET_SHARDS_PER_WORKER = 4
 AUTO_MIN_SHARD = 1_000
 AUTO_MAX_SHARDS = 200
+MAX_FACTORS = 1_000
+DEFAULT_MODEL = "portfolio"
+# A deterministic sample portfolio, named by its size and seed: params stay small, because
+# they travel in every work message.
+DEFAULT_MODEL_PARAMS: dict[str, Any] = {"portfolio": {"sample": {"positions": 200, "seed": 7}}}
 
 
 class _Strict(BaseModel):
@@ -25,25 +33,125 @@ class ModelRef(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class FactorCovariance(_Strict):
+    """The covariance of generated shocks, overriding the model's: vols plus an optional
+    correlation matrix (identity when absent), or a covariance matrix, over ``factors``.
+    Factors of the model that are not listed get no shock."""
+
+    factors: list[str] = Field(min_length=1, max_length=MAX_FACTORS)
+    vols: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = None
+    correlation: list[list[Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)]]] | None = None
+    covariance: list[list[Annotated[float, Field(allow_inf_nan=False)]]] | None = None
+
+    @model_validator(mode="after")
+    def _one_description(self) -> FactorCovariance:
+        n = len(self.factors)
+        if len(set(self.factors)) != n:
+            raise ValueError("factors must not repeat")
+        if (self.covariance is None) == (self.vols is None):
+            raise ValueError("give either vols (with an optional correlation) or a covariance matrix")
+        if self.correlation is not None and self.vols is None:
+            raise ValueError("a correlation needs vols")
+        for name, matrix in (("correlation", self.correlation), ("covariance", self.covariance)):
+            if matrix is not None and (len(matrix) != n or any(len(row) != n for row in matrix)):
+                raise ValueError(f"{name} must be {n} x {n}, one row and column per factor")
+        if self.vols is not None and len(self.vols) != n:
+            raise ValueError(f"vols must have {n} entries, one per factor")
+        return self
+
+
 class GeneratedScenarios(_Strict):
-    """Scenarios drawn by a counter-based generator: scenario i depends only on (seed, i)."""
+    """Monte Carlo shocks from a counter-based generator: scenario i depends only on (seed, i).
+    Normal, or Student-t with ``df`` degrees of freedom scaled to the same covariance."""
 
     kind: Literal["generated"] = "generated"
     count: int = Field(gt=0, le=MAX_SCENARIOS)
     seed: int = Field(0, ge=0, lt=2**63)
-    distribution: Literal["normal"] = "normal"
+    distribution: Literal["normal", "student_t"] = "normal"
+    df: float | None = Field(None, gt=2, le=1e6, description="degrees of freedom of the Student-t")
+    factors: FactorCovariance | None = Field(None, description="overrides the model's vols and correlation")
+
+    @model_validator(mode="after")
+    def _df_goes_with_student_t(self) -> GeneratedScenarios:
+        if (self.distribution == "student_t") != (self.df is not None):
+            raise ValueError("df is needed with distribution student_t, and only then")
+        return self
+
+
+class _FileSource(_Strict):
+    uri: str = Field(
+        min_length=1, max_length=1024, pattern=r"^(s3://[a-z0-9][a-z0-9.\-]{2,62}/.+|[^:]+)$",
+        description="s3://bucket/key or a local path",
+    )
+    count: int | None = Field(None, gt=0, le=MAX_SCENARIOS, description="filled in from the file when the run is submitted")
+
+
+class FileScenarios(_FileSource):
+    """A Parquet file of scenarios (``scenario_id`` = row number, then one column per factor),
+    split into shards by row range."""
+
+    kind: Literal["file"]
+
+
+class HistoricalScenarios(_FileSource):
+    """A Parquet file of historical factor changes (one row per day, one column per factor, an
+    optional ``date``). Replayed row by row, or bootstrapped: scenario i takes the row that a
+    counter-based draw keyed by (seed, i) picks; then ``count`` is the number of draws."""
+
+    kind: Literal["historical"]
+    bootstrap: bool = False
+    seed: int = Field(0, ge=0, lt=2**63)
+    rows: int | None = Field(None, gt=0, description="rows in the file, filled in when the run is submitted")
+
+    @model_validator(mode="after")
+    def _bootstrap_needs_count(self) -> HistoricalScenarios:
+        if self.bootstrap and self.count is None:
+            raise ValueError("a bootstrap needs count, the number of scenarios to draw")
+        return self
+
+
+class StressScenarios(_FileSource):
+    """Named stress scenarios from a JSON file: ``{"scenarios": [{"name": ..., "shocks":
+    {factor: shock, ...}}, ...]}``; scenario i is the i-th entry."""
+
+    kind: Literal["stress"]
+
+
+ScenarioSource = Annotated[
+    GeneratedScenarios | FileScenarios | HistoricalScenarios | StressScenarios, Field(discriminator="kind")
+]
+FILE_SOURCES = (FileScenarios, HistoricalScenarios, StressScenarios)
+
+
+def _generated_by_default(value: Any) -> Any:
+    """A source without ``kind`` is a generated one (the original RunSpec form)."""
+    if isinstance(value, dict) and "kind" not in value:
+        return {**value, "kind": "generated"}
+    return value
+
+
+def scenario_count(source: ScenarioSource) -> int:
+    """The number of scenarios; a file source has one once it was resolved (read)."""
+    if source.count is None:
+        raise InvalidInput(
+            "scenarios.count", f"not known before {source.uri} is read; submit the run (or use scengrid model eval)"
+        )
+    return source.count
 
 
 class RunSpec(_Strict):
     version: Literal[1] = 1
-    model: ModelRef = Field(default_factory=lambda: ModelRef(name="linear"))
-    scenarios: GeneratedScenarios
+    model: ModelRef = Field(default_factory=lambda: ModelRef(name=DEFAULT_MODEL, params=copy.deepcopy(DEFAULT_MODEL_PARAMS)))
+    scenarios: ScenarioSource
     shard_size: Annotated[int, Field(gt=0)] | Literal["auto"] = Field("auto", description="scenarios per shard, or auto")
     workers: int = Field(2, ge=1, le=100_000, description="worker tasks evaluating shards")
 
+    _default_kind = field_validator("scenarios", mode="before")(_generated_by_default)
+
     @model_validator(mode="after")
     def _shard_bounds(self) -> RunSpec:
-        if isinstance(self.shard_size, int) and math.ceil(self.scenarios.count / self.shard_size) > MAX_SHARDS:
+        count = self.scenarios.count
+        if isinstance(self.shard_size, int) and count is not None and math.ceil(count / self.shard_size) > MAX_SHARDS:
             raise ValueError(f"shard_size {self.shard_size} makes more than {MAX_SHARDS} shards; use a larger one")
         return self
 
@@ -51,11 +159,11 @@ class RunSpec(_Strict):
         """The shard size; ``auto`` gives each worker a few shards, within the backend's comfort."""
         if isinstance(self.shard_size, int):
             return self.shard_size
-        count = self.scenarios.count
+        count = scenario_count(self.scenarios)
         wanted = max(1, self.workers * AUTO_TARGET_SHARDS_PER_WORKER)
         size = max(AUTO_MIN_SHARD, math.ceil(count / wanted))
         size = max(size, math.ceil(count / AUTO_MAX_SHARDS))
         return min(size, count)
 
     def shard_count(self) -> int:
-        return math.ceil(self.scenarios.count / self.resolved_shard_size())
+        return math.ceil(scenario_count(self.scenarios) / self.resolved_shard_size())

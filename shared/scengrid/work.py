@@ -6,7 +6,7 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from scengrid.spec import GeneratedScenarios, ModelRef
+from scengrid.spec import ModelRef, ScenarioSource
 
 MAX_ARRAY_CHILDREN = 10_000
 
@@ -20,7 +20,7 @@ class ShardWork(BaseModel):
     start: int = Field(ge=0)
     count: int = Field(ge=1)
     model: ModelRef
-    scenarios: GeneratedScenarios
+    scenarios: ScenarioSource
 
 
 class WorkerGroup(BaseModel):

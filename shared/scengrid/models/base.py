@@ -12,14 +12,18 @@ import numpy as np
 
 @dataclass(frozen=True)
 class FactorSet:
-    """The risk factors a model is shocked on, with the scenario generator's default vols."""
+    """The risk factors a model is shocked on, with the scenario generator's default vols and,
+    optionally, their correlation (independent factors when it is None)."""
 
     names: tuple[str, ...]
     vols: np.ndarray
+    correlation: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if len(self.names) != self.vols.shape[0]:
             raise ValueError("one vol per factor is needed")
+        if self.correlation is not None and self.correlation.shape != (len(self.names),) * 2:
+            raise ValueError("the correlation must be F x F, one row and column per factor")
 
 
 class ScenarioModel(ABC):

@@ -1,0 +1,84 @@
+"""Files a user names by URI (a portfolio, a scenario file): ``s3://bucket/key`` or a local
+path. S3 objects are read through the client factory, in ranges, so that reading a Parquet
+file's footer or a few of its row groups does not download the whole object."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import BinaryIO
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from scengrid.aws import client
+from scengrid.errors import InvalidInput
+
+S3_SCHEME = "s3://"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri[len(S3_SCHEME):].partition("/")
+    return bucket, key
+
+
+class S3RangeReader(io.RawIOBase):
+    """A seekable, read-only view of one S3 object: every read is a ranged GET."""
+
+    def __init__(self, uri: str, field: str) -> None:
+        super().__init__()
+        self.uri = uri
+        self._field = field
+        self._bucket, self._key = split_s3_uri(uri)
+        head = self._call("head_object")
+        self._size = int(head["ContentLength"])
+        self._position = 0
+
+    def _call(self, operation: str, **extra: str) -> dict:
+        try:
+            return getattr(client("s3"), operation)(Bucket=self._bucket, Key=self._key, **extra)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "error")
+            raise InvalidInput(self._field, f"cannot read {self.uri}: {code}") from None
+        except BotoCoreError as exc:
+            raise InvalidInput(self._field, f"cannot read {self.uri}: {exc}") from None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        end = min(self._size, self._position + len(buffer))
+        if end <= self._position:
+            return 0
+        body = self._call("get_object", Range=f"bytes={self._position}-{end - 1}")["Body"].read()
+        buffer[: len(body)] = body
+        self._position += len(body)
+        return len(body)
+
+
+def open_user_file(uri: str, field: str) -> BinaryIO:
+    """A seekable binary file for ``uri``; a missing or unreadable one is InvalidInput(field)."""
+    if uri.startswith(S3_SCHEME):
+        return io.BufferedReader(S3RangeReader(uri, field), buffer_size=1 << 20)
+    try:
+        return Path(uri).open("rb")
+    except OSError as exc:
+        raise InvalidInput(field, f"cannot read {uri}: {exc.strerror or exc}") from None
+
+
+def read_user_file(uri: str, field: str) -> bytes:
+    with open_user_file(uri, field) as handle:
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise InvalidInput(field, f"cannot read {uri}: {exc.strerror or exc}") from None
