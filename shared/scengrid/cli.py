@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from scengrid.commands import demo, local, plan, runs
+from scengrid.commands import demo, local, model, plan, runs
 from scengrid.errors import ScengridError
 
-COMMANDS = (demo, local, runs, plan)
+COMMANDS = (demo, local, runs, plan, model)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,17 +11,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from scengrid.spec import GeneratedScenarios, ModelRef, RunSpec
+from scengrid.spec import DEFAULT_MODEL, DEFAULT_MODEL_PARAMS, GeneratedScenarios, ModelRef, RunSpec
 from scengrid.status import RunRecord, Status
 
 DEFAULT_SCENARIOS = 100_000
-DEFAULT_MODEL = "linear"
 
 EXAMPLES = """examples:
-  scengrid demo                                  # 100,000 scenarios, default model
+  scengrid demo                                  # 100,000 scenarios, the sample portfolio of 200 positions
   scengrid demo --scenarios 1000000 --workers 4  # a million, four local workers
   scengrid demo --scenarios 20000 --shard-size 5000 --json | tail -1 | jq .var_99
   scengrid demo --scenarios 50000 --workers 5 --chaos      # the same run under injected faults
+  scengrid demo --model linear                   # the linear sensitivity model instead
 """
 
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     err = Console(stderr=True)
     spec = RunSpec(
-        model=ModelRef(name=args.model),
+        model=ModelRef(name=args.model, params=DEFAULT_MODEL_PARAMS if args.model == DEFAULT_MODEL else {}),
         scenarios=GeneratedScenarios(count=args.scenarios, seed=args.seed),
         shard_size=args.shard_size,
         workers=args.workers,
