@@ -43,3 +43,11 @@ bench: venv ## benchmarks (JSON on stdout)
 
 clean: ## remove the virtualenvs and local results
 	rm -rf $(VENV) $(TOOLS) runs .pytest_cache
+
+.PHONY: deploy teardown
+
+deploy: ## build and push the images, deploy the stack to AWS (docs/deploy.md; ENV_NAME, AWS_REGION)
+	scripts/deploy up
+
+teardown: ## delete the AWS stack; its data stays unless PURGE=1
+	scripts/deploy teardown $(if $(PURGE),--purge,)

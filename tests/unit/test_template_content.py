@@ -306,3 +306,12 @@ def test_function_environment_gives_powertools_and_settings(function: str, servi
 def test_outputs_the_local_runtime_maps_are_kept() -> None:
     outputs = set(template()["Outputs"])
     assert {"BucketName", "RunsTableName", "ShardsTableName", "EventBusName", "WorkQueueUrl", "TrackerQueueUrl", "StateMachineArn"} <= outputs
+
+
+def test_the_deploy_doc_says_why_each_resource_is_there() -> None:
+    doc = (TEMPLATE_PATH.parents[1] / "docs" / "deploy.md").read_text()
+    section = doc.split("## Every resource, and why it is there")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    named = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert named == set(resources())
+    assert all(len(row.split("|")[3].split()) >= 3 for row in rows if row.split("|")[3].strip())
