@@ -24,6 +24,11 @@ SPECS = [
     {"scenarios": {"count": 250_000, "seed": 7}, "shard_size": 5000, "workers": 12},
     {"model": {"name": "linear", "params": {"desk": "rates / EUR", "note": "it's \"quoted\" \\ ünïcode\n"}},
      "scenarios": {"count": 10, "kind": "generated", "distribution": "normal"}, "shard_size": "auto", "version": 1},
+    {"scenarios": {"count": 50_000, "distribution": "student_t", "df": 4.5,
+                   "factors": {"factors": ["rates.usd.10y", "eq.spx"], "vols": [0.01, 0.2], "correlation": [[1, -0.3], [-0.3, 1]]}}},
+    {"scenarios": {"kind": "file", "uri": "s3://risk-inputs/scenarios/2024q4.parquet", "count": 120_000}, "workers": 40},
+    {"scenarios": {"kind": "historical", "uri": "s3://risk-inputs/history/daily.parquet", "count": 10_000, "bootstrap": True, "seed": 3}},
+    {"scenarios": {"kind": "stress", "uri": "s3://risk-inputs/stress/regulatory.json", "count": 12}},
 ]
 
 
@@ -96,6 +101,12 @@ INVALID = [
     {"scenarios": {"count": 10}, "model": {"params": {}}},
     {"scenarios": {"count": 10}, "import_path": "x.y"},
     {"scenarios": {"count": 10, "extra": 1}},
+    {"scenarios": {"count": 10, "distribution": "student_t"}},
+    {"scenarios": {"count": 10, "df": 5}},
+    {"scenarios": {"kind": "file", "count": 10}},
+    {"scenarios": {"kind": "file", "uri": "https://example.com/s.parquet", "count": 10}},
+    {"scenarios": {"kind": "historical", "uri": "s3://risk-inputs/h.parquet", "bootstrap": True}},
+    {"scenarios": {"kind": "stress", "uri": "s3://risk-inputs/s.json", "count": 2, "seed": 1}},
 ]
 
 
@@ -116,3 +127,12 @@ def test_the_request_model_knows_every_runspec_field() -> None:
     schema = resources()["RunSpecModel"]["Properties"]["Schema"]
     assert set(schema["properties"]) == set(RunSpec.model_fields)
     assert set(schema["required"]) == {n for n, f in RunSpec.model_fields.items() if f.is_required()}
+
+
+@pytest.mark.parametrize("scenarios", [
+    {"kind": "file", "uri": "s3://risk-inputs/scenarios.parquet"},  # the local API reads the count from the file
+    {"kind": "file", "uri": "scenarios/2024q4.parquet", "count": 10},  # a local path means nothing to AWS
+])
+def test_the_request_model_is_stricter_than_runspec_where_aws_needs_it(scenarios: dict[str, Any]) -> None:
+    RunSpec.model_validate({"scenarios": scenarios})
+    assert list(run_spec_schema().iter_errors({"scenarios": scenarios})) != []
