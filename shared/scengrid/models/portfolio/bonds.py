@@ -15,6 +15,7 @@ rates / credit split) does the same per currency without the spread."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,11 +74,9 @@ class Revaluation:
         growth -= 1.0
         return growth @ self.values
 
-    @property
-    def work(self) -> tuple[int, int]:
-        """(multiply-adds, exps) per scenario."""
+    def work(self) -> dict[str, int]:
         k, t = self.exponents.shape
-        return k * t + t, t
+        return {"matmul_flops": 2 * k * t + 2 * t, "elementwise_flops": t + 1, "transcendentals": t}
 
 
 class BondBook:
@@ -90,7 +89,7 @@ class BondBook:
         groups = sorted({(b.currency, b.rating) for b in bonds})
         bond_group = np.array([groups.index((b.currency, b.rating)) for b in bonds], dtype=np.int64)
         flow_group = bond_group[flows.bond]
-        discount = np.array([self._discount_factors(portfolio, g, flows.grid) for g in groups]).reshape(len(groups), -1)
+        discount = np.array([self._discount_factors(portfolio, g, flows.grid) for g in groups]).reshape(len(groups), flows.grid.shape[0])
         present = discount[flow_group, flows.time] * flows.amount
         self.base_values = np.bincount(flows.bond, weights=present, minlength=len(bonds))
         bond_currency = np.array([currencies.index(b.currency) for b in bonds], dtype=np.int64)
@@ -137,8 +136,14 @@ class BondBook:
             rates[:, column] += revaluation.pnl(shocks)
         return full, rates
 
-    @property
-    def work(self) -> tuple[int, int]:
-        """(multiply-adds, transcendental calls) per scenario."""
-        parts = [r.work for _, r in self.full + self.rates_only]
-        return sum(p[0] for p in parts), sum(p[1] for p in parts)
+    def work(self) -> dict[str, int]:
+        """Floating-point operations per scenario (see PortfolioModel.work)."""
+        return sum_work(r.work() for _, r in self.full + self.rates_only)
+
+
+def sum_work(parts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total = {"matmul_flops": 0, "elementwise_flops": 0, "transcendentals": 0}
+    for part in parts:
+        for key, value in part.items():
+            total[key] += value
+    return total

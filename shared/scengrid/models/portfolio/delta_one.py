@@ -29,6 +29,10 @@ class EquityBook:
         growth -= 1.0
         return growth @ self.exposure
 
+    def work(self) -> dict[str, int]:
+        names, currencies = self.exposure.shape
+        return {"matmul_flops": 2 * names * currencies, "elementwise_flops": names, "transcendentals": names}
+
 
 def cash_by_currency(portfolio: Portfolio, currencies: list[str]) -> np.ndarray:
     """The fx positions' amounts, summed per currency."""

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scengrid.errors import InvalidInput
 from scengrid.models.base import FactorSet, ScenarioModel
-from scengrid.models.portfolio.bonds import BondBook
+from scengrid.models.portfolio.bonds import BondBook, sum_work
 from scengrid.models.portfolio.contract import Portfolio, parse_portfolio
 from scengrid.models.portfolio.delta_one import EquityBook, cash_by_currency
 from scengrid.models.portfolio.factors import default_factor_set, factor_index
@@ -116,3 +116,10 @@ class PortfolioModel(ScenarioModel):
         }
         total = columns["pnl_rates"] + columns["pnl_credit"] + columns["pnl_equity"] + columns["pnl_options"] + columns["pnl_fx"]
         return {"pnl": total, **columns}
+
+    def work(self) -> dict[str, int]:
+        """Floating-point operations per scenario, for benchmarks: the matrix products' 2·m·k
+        per output, the elementwise arithmetic, and the exp / normal CDF calls (one each)."""
+        currencies = len(self.currencies)
+        translation = {"matmul_flops": 12 * currencies, "elementwise_flops": 5 * currencies + 5, "transcendentals": currencies - 1}
+        return sum_work([self.bonds.work(), self.equities.work(), self.options.work(), translation])

@@ -87,13 +87,13 @@ class OptionBook:
         return out
 
     def work(self) -> dict[str, int]:
-        """Floating-point operations per scenario: multiply-adds of the matrix products,
-        elementwise arithmetic, and exp / normal CDF calls."""
+        """Floating-point operations per scenario (see PortfolioModel.work)."""
         nodes, currencies = self.rate_columns.shape[0], self.exposure.shape[1]
+        elementwise = 16 + (0 if self.all_calls else 3)  # the arithmetic of prices(), then - base
         return {
             "matmul_flops": 2 * (nodes + currencies) * self.count,
-            "elementwise_flops": 18 * self.count,
-            "transcendentals": 4 * self.count,
+            "elementwise_flops": elementwise * self.count,
+            "transcendentals": 4 * self.count,  # two exp, two normal CDF
         }
 
 
