@@ -126,7 +126,7 @@ def test_the_emulator_skipped_only_types_the_local_runtime_does_not_use(local_st
 
 # ---------------------------------------------------------------- a run, submitted as POST /runs does
 def test_a_run_submitted_through_the_api_mapping_completes(local_stack) -> None:  # noqa: ANN001
-    spec = {"scenarios": {"count": 4_000, "seed": 11}, "shard_size": 1_000, "workers": 2}
+    spec = {"scenarios": {"count": 2_000, "seed": 11}, "shard_size": 1_000, "workers": 2}
     request = put_events_request(spec)  # what API Gateway would send to PutEvents
     [entry] = request["Entries"]
     entry["EventBusName"] = local_stack.settings.event_bus
@@ -141,7 +141,7 @@ def test_a_run_submitted_through_the_api_mapping_completes(local_stack) -> None:
         time.sleep(0.5)
     assert record.status is Status.COMPLETE
     shards = read_shards(run_id)
-    assert len(shards) == 4 and sum(s.rows for s in shards) == 4_000
+    assert len(shards) == 2 and sum(s.rows for s in shards) == 2_000
     assert RunSpec.model_validate(record.spec) == RunSpec.model_validate(spec)
     assert parse_envelope({"id": "x", "source": entry["Source"], "detail-type": entry["DetailType"], "detail": detail}).run_id == run_id
 
