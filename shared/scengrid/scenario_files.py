@@ -108,7 +108,8 @@ class ParquetShocks:
     def __init__(self, uri: str, factor_names: tuple[str, ...], id_column: bool) -> None:
         self._layout = ParquetLayout(uri, factor_names, id_column)
         self._width = len(factor_names)
-        self._group_starts = np.cumsum([0] + [self._layout.file.metadata.row_group(g).num_rows for g in range(self._layout.file.metadata.num_row_groups)])
+        metadata = self._layout.file.metadata
+        self._group_starts = np.cumsum([0] + [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)])
         self._buffer = np.zeros((0, len(self._layout.factor_columns)))
         self._buffer_start = 0
         self._stream: Iterator[pa.RecordBatch] | None = None

@@ -19,7 +19,7 @@ from scipy.special import chdtri, ndtri
 
 from scengrid.errors import InvalidInput
 from scengrid.models.base import FactorSet
-from scengrid.spec import GeneratedScenarios
+from scengrid.spec import GeneratedScenarios, ScenarioSource
 
 _WORDS_PER_BLOCK = 4
 _TWO_POW_M53 = 2.0**-53
@@ -58,10 +58,13 @@ def independent_draws(source: GeneratedScenarios, start: int, count: int, width:
     return z
 
 
-def generate(source: GeneratedScenarios, vols: np.ndarray, start: int, count: int) -> np.ndarray:
+def generate(source: ScenarioSource, vols: np.ndarray, start: int, count: int) -> np.ndarray:
     """Independent factor shocks (count, F) for scenarios ``start .. start+count-1``, scaled by
-    ``vols``. A model's own (possibly correlated) shocks come from
-    ``scengrid.scenario_sources.open_shocks``."""
+    ``vols``, ignoring any correlation. A model's own shocks, correlated as the model or the
+    source says, or read from a file, come from ``scengrid.scenario_sources.open_shocks``;
+    here a file-backed source has nothing to generate, so its shocks are unknown (NaN)."""
+    if not isinstance(source, GeneratedScenarios):
+        return np.full((count, vols.shape[0]), np.nan)
     shocks = independent_draws(source, start, count, vols.shape[0])
     shocks *= vols
     return shocks

@@ -120,7 +120,6 @@ class StressScenarios(_FileSource):
 ScenarioSource = Annotated[
     GeneratedScenarios | FileScenarios | HistoricalScenarios | StressScenarios, Field(discriminator="kind")
 ]
-FILE_SOURCES = (FileScenarios, HistoricalScenarios, StressScenarios)
 
 
 def _generated_by_default(value: Any) -> Any:

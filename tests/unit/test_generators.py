@@ -15,8 +15,8 @@ from scengrid.kernel import evaluate_range
 from scengrid.models import load_model
 from scengrid.risk import expected_shortfall, value_at_risk
 from scengrid.scenario_sources import open_shocks, resolve_source
-from scengrid.scenarios import bootstrap_rows
-from scengrid.spec import FactorCovariance, GeneratedScenarios
+from scengrid.scenarios import bootstrap_rows, generate, standard_normals
+from scengrid.spec import FactorCovariance, FileScenarios, GeneratedScenarios
 
 MILLION = 1_000_000
 EXPOSURES = {"equity.SPX": 2.0e6, "equity.SX5E": 1.2e6, "rate.USD.5": -4.5e7, "spread.BBB": -1.5e7, "fx.EUR": 8.0e5}
@@ -170,3 +170,14 @@ def test_the_portfolio_models_results_do_not_depend_on_the_range_asked_for() -> 
         part = evaluate_range(model, source, start, count)
         for name, values in whole.items():
             assert np.array_equal(part[name].view(np.uint64), values[start : start + count].view(np.uint64)), (name, start)
+
+
+def test_generate_draws_independent_shocks_and_has_nothing_to_draw_for_a_file() -> None:
+    """``generate`` (independent shocks by vols) stays what it was for a normal source; a
+    file-backed source's shocks are in its file, so here they are unknown."""
+    vols = np.array([0.01, 0.2, 0.03])
+    normal = generate(GeneratedScenarios(count=10, seed=3), vols, 4, 5)
+    assert np.array_equal(normal, standard_normals(3, 4, 5, 3) * vols)
+    t = generate(GeneratedScenarios(count=200_000, seed=3, distribution="student_t", df=6), vols, 0, 200_000)
+    assert np.allclose(t.std(axis=0), vols, rtol=0.02) and stats.kurtosis(t[:, 0]) > 1.5  # t(6): excess kurtosis 3
+    assert np.isnan(generate(FileScenarios(kind="file", uri="s.parquet", count=10), vols, 0, 2)).all()

@@ -32,7 +32,6 @@ from scengrid.user_files import read_user_file
 
 DEFAULT_SAMPLE = {"positions": 200, "seed": 7}
 PARAM = "model.params.portfolio"
-COLUMNS = ("pnl", "pnl_rates", "pnl_credit", "pnl_equity", "pnl_options", "pnl_fx")
 
 
 class SampleRef(BaseModel):
