@@ -89,18 +89,19 @@ class BondBook:
         groups = sorted({(b.currency, b.rating) for b in bonds})
         bond_group = np.array([groups.index((b.currency, b.rating)) for b in bonds], dtype=np.int64)
         flow_group = bond_group[flows.bond]
-        discount = np.array([self._discount_factors(portfolio, g, flows.grid) for g in groups]).reshape(len(groups), flows.grid.shape[0])
-        present = discount[flow_group, flows.time] * flows.amount
+        discount = np.array([self._discount_factors(portfolio, g, flows.grid) for g in groups])
+        present = discount.reshape(len(groups), flows.grid.shape[0])[flow_group, flows.time] * flows.amount
         self.base_values = np.bincount(flows.bond, weights=present, minlength=len(bonds))
         bond_currency = np.array([currencies.index(b.currency) for b in bonds], dtype=np.int64)
+        flow_currency = bond_currency[flows.bond]
         self.base_value_by_currency = np.bincount(bond_currency, weights=self.base_values, minlength=len(currencies))
         self.full = [
             (currencies.index(ccy), self._revaluation(portfolio, index, flows, flow_group == g, present, ccy, rating))
             for g, (ccy, rating) in enumerate(groups)
         ]
         self.rates_only = [
-            (currencies.index(ccy), self._revaluation(portfolio, index, flows, bond_currency[flows.bond] == currencies.index(ccy), present, ccy, None))
-            for ccy in sorted({c for c, _ in groups})
+            (c, self._revaluation(portfolio, index, flows, flow_currency == c, present, currencies[c], None))
+            for c in sorted({currencies.index(ccy) for ccy, _ in groups})
         ]
 
     @staticmethod
