@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,20 @@ from scengrid.local.emulator import free_port
 
 pytestmark = pytest.mark.e2e
 CLI = [sys.executable, "-m", "scengrid.cli"]
+
+
+def wait_until_answering(url: str, log: Path, timeout: float = 60) -> None:
+    """Until the API answers HTTP at all (401 without a key is an answer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +60,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         # a standalone worker keeps polling (as `docker compose up --scale worker=N` runs them)
         spawn("local", "exec", "--state", str(state), "--", sys.executable, "-m", "services.worker.main",
               SCENGRID_WORKER_IDLE_POLLS="1000000")
-        time.sleep(3)
+        wait_until_answering(f"http://127.0.0.1:{api_port}/runs", work / "api.log")
         yield {"cwd": work, "env": {**env, "SCENGRID_API_URL": f"http://127.0.0.1:{api_port}"}}
     finally:
         for process in started:

@@ -91,8 +91,14 @@ class LocalApi:
         class Handler(BaseHTTPRequestHandler):
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode() if length else None
-                status, headers, payload = api.invoke(self.command, self.path, dict(self.headers.items()), body)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = raw.decode() if raw else None
+                except UnicodeDecodeError:  # a REST API without binary media types takes text bodies only
+                    status, headers = 400, {"Content-Type": "application/json"}
+                    payload = json.dumps({"message": "the request body is not UTF-8: send JSON text"}).encode()
+                else:
+                    status, headers, payload = api.invoke(self.command, self.path, dict(self.headers.items()), body)
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
