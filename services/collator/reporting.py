@@ -3,6 +3,7 @@ from the whole P&L vector in memory."""
 
 from __future__ import annotations
 
+from contextlib import closing
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pyarrow.parquet as pq
 from scengrid import layout, s3io
 from scengrid.models import load_model
 from scengrid.risk import RiskSummary, TailAccumulator
-from scengrid.scenarios import generate
+from scengrid.scenario_sources import open_shocks
 from scengrid.spec import RunSpec
 
 from services.collator.report import BINS, histogram_png, render_report
@@ -22,13 +23,15 @@ COMPONENT_PREFIX = "pnl_"
 
 
 def worst_with_shocks(spec: RunSpec, summary: RiskSummary) -> list[dict[str, Any]]:
-    """The worst scenarios with the factor shocks that made them (regenerated: scenario i
-    depends only on (seed, i))."""
+    """The worst scenarios with the factor shocks that made them, read back from the run's
+    scenario source as the workers read them (generated with the model's correlation, or
+    read from the scenario file)."""
     factors = load_model(spec.model.name, spec.model.params).factors
     rows = []
-    for worst in summary.worst:
-        shocks = generate(spec.scenarios, factors.vols, int(worst["scenario_id"]), 1)[0]
-        rows.append({**worst, **dict(zip(factors.names, (float(s) for s in shocks)))})
+    with closing(open_shocks(spec.scenarios, factors)) as reader:
+        for worst in summary.worst:  # ten rows at most
+            shocks = reader.read(int(worst["scenario_id"]), 1)[0]
+            rows.append({**worst, **dict(zip(factors.names, (float(s) for s in shocks)))})
     return rows
 
 
