@@ -111,8 +111,17 @@ def _metadata(run_id: str, round_: int, manifest: dict, shards: int) -> dict[str
         "round": round_,
         "created_at": run.created_at if run else None,
         "worker_seconds": round(sum(s.duration_s or 0.0 for s in read_shards(run_id)), 3),
-        "cost": "not known for local runs",
+        "cost": _cost(manifest),
+        "sizing": "; ".join(manifest.get("sizing", {}).get("reasons", [])) or None,
     }
+
+
+def _cost(manifest: dict) -> str:
+    plan = manifest["spec"].get("plan")
+    if plan:
+        return (f"planned ${plan['cost_usd_mean']:,.2f} mean, ${plan['cost_usd_p90']:,.2f} p90 on {plan['target']} "
+                f"(prices {plan['prices_as_of']})")
+    return "not planned (scengrid plan --submit records the predicted cost)"
 
 
 def _publish_results(run_id: str, round_: int, manifest: dict, shards: int, summary: RiskSummary) -> None:
@@ -126,6 +135,8 @@ def _publish_results(run_id: str, round_: int, manifest: dict, shards: int, summ
             "scenarios_spec": manifest["spec"]["scenarios"],
             "shards": shards,
             "shard_size": manifest["shard_size"],
+            "sizing": manifest.get("sizing"),
+            "plan": manifest["spec"].get("plan"),
             "created_at": run.created_at if run else None,
             **summary.model_dump(),
         },

@@ -11,6 +11,7 @@ from scengrid.aws import client
 from scengrid.events import ShardWritten, publish
 from scengrid.models import load_model
 from scengrid.settings import get_settings
+from scengrid.sizing import Sizing, choose
 from scengrid.spec import RunSpec
 from scengrid.status import Status, read_shards
 from scengrid.work import ShardWork, WorkerGroup, plan_worker_groups, shard_id_for
@@ -22,13 +23,14 @@ class ShardPlan(BaseModel):
     run_id: str
     spec: RunSpec
     shard_size: int
+    sizing: Sizing
     shards: list[ShardWork]
     groups: list[WorkerGroup]
 
 
-def plan_shards(run_id: str, spec: RunSpec, round_: int = 1) -> ShardPlan:
-    """Contiguous scenario ranges of ``shard_size`` (the last one shorter)."""
-    size = spec.resolved_shard_size()
+def plan_shards(run_id: str, spec: RunSpec, sizing: Sizing, round_: int = 1) -> ShardPlan:
+    """Contiguous scenario ranges of the sizing's ``shard_size`` (the last one shorter)."""
+    size = sizing.shard_size
     total = spec.scenarios.count
     count = math.ceil(total / size)
     shards = [
@@ -44,8 +46,17 @@ def plan_shards(run_id: str, spec: RunSpec, round_: int = 1) -> ShardPlan:
         for i in range(count)
     ]
     return ShardPlan(
-        run_id=run_id, spec=spec, shard_size=size, shards=shards, groups=plan_worker_groups(run_id, spec.workers, count)
+        run_id=run_id, spec=spec, shard_size=size, sizing=sizing, shards=shards,
+        groups=plan_worker_groups(run_id, sizing.workers, count),
     )
+
+
+def earlier_sizing(run_id: str) -> Sizing | None:
+    """The sizing that an earlier round recorded in the manifest, if any."""
+    if not s3io.object_exists(layout.manifest_key(run_id)):
+        return None
+    manifest = s3io.get_json(layout.manifest_key(run_id))
+    return Sizing.model_validate(manifest["sizing"]) if "sizing" in manifest else None
 
 
 def enqueue(shards: list[ShardWork]) -> None:
@@ -64,15 +75,22 @@ def enqueue(shards: list[ShardWork]) -> None:
             raise RuntimeError(f"SQS refused {len(entries)} work messages: {failed[:1]}")
 
 
-def shard_run(run_id: str, spec: RunSpec, round_: int = 1) -> list[ShardWork]:
+def shard_run(run_id: str, spec: RunSpec, round_: int = 1) -> tuple[Sizing, list[ShardWork]]:
     """Plan, persist and announce the shards of a run that are not COMPLETE yet (all of them
     in round 1; in a retry round, the FAILED and missing ones). Safe to repeat: keys are
-    deterministic and the tracker ignores shards it already knows. Returns the queued shards."""
-    load_model(spec.model.name, spec.model.params)  # fail here, not in every worker
-    plan = plan_shards(run_id, spec, round_)
+    deterministic and the tracker ignores shards it already knows. Returns the sizing and the
+    queued shards.
+
+    Round 1 chooses the sizing (``scengrid.sizing``: calibrated when the spec says auto);
+    later rounds reuse round 1's from the manifest, so that shard ids keep their ranges."""
+    model = load_model(spec.model.name, spec.model.params)  # fail here, not in every worker
+    sizing = earlier_sizing(run_id) if round_ > 1 else None
+    if sizing is None:
+        sizing = choose(spec, model, get_settings().backend)
+    plan = plan_shards(run_id, spec, sizing, round_)
     complete = {s.shard_id for s in read_shards(run_id) if s.status is Status.COMPLETE} if round_ > 1 else set()
     todo = [s for s in plan.shards if s.shard_id not in complete]
-    groups = plan_worker_groups(run_id, spec.workers, max(1, len(todo)))
+    groups = plan_worker_groups(run_id, sizing.workers, max(1, len(todo)))
     s3io.put_json(layout.manifest_key(run_id), plan.model_dump(mode="json"))
     enqueue(todo)
     s3io.put_json(layout.worker_groups_key(run_id), [g.model_dump() for g in groups])
@@ -90,4 +108,4 @@ def shard_run(run_id: str, spec: RunSpec, round_: int = 1) -> list[ShardWork]:
         ),
         service="sharder",
     )
-    return todo
+    return sizing, todo

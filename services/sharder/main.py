@@ -27,11 +27,11 @@ def main() -> int:
     logger.append_keys(run_id=env.run_id)
     get_settings().require("bucket", "event_bus", "work_queue_url")
     try:
-        queued = shard_run(env.run_id, env.run_spec, env.round)
+        sizing, queued = shard_run(env.run_id, env.run_spec, env.round)
     except ScengridError as exc:
         logger.error("sharding failed", extra={"error": str(exc)})
         return exc.exit_code
-    logger.info("sharded", extra={"round": env.round, "queued": len(queued), "shard_size": env.run_spec.resolved_shard_size()})
+    logger.info("sharded", extra={"round": env.round, "queued": len(queued), "sizing": sizing.model_dump()})
     return 0
 
 

@@ -73,13 +73,14 @@ class RunStore:
         return True
 
     def ensure_run(self, run_id: str, round_: int, scenarios: int, shards_total: int, spec: dict[str, Any]) -> None:
-        """Create the run (PENDING) or fill in what an early event did not know."""
+        """Create the run (PENDING) or fill in what an early event did not know. ``shards_total``
+        is 0 when the sharder sizes the run: its shard-written events then say."""
         self._db.update_item(
             TableName=self._runs,
             Key=self._run_key(run_id),
             UpdateExpression=(
                 "SET #s = if_not_exists(#s, :pending), #r = if_not_exists(#r, :round), scenarios = :sc,"
-                " shards_total = :st, spec = :spec, created_at = if_not_exists(created_at, :now), updated_at = :now,"
+                " shards_total = if_not_exists(shards_total, :st), spec = :spec, created_at = if_not_exists(created_at, :now), updated_at = :now,"
                 " shards_done = if_not_exists(shards_done, :zero), shards_failed = if_not_exists(shards_failed, :zero),"
                 " duplicates = if_not_exists(duplicates, :zero)"
             ),

@@ -28,7 +28,7 @@ def apply_event(event: Event, store: RunStore) -> bool:
 @apply_event.register
 def _(event: RunRequested, store: RunStore) -> bool:
     spec = event.spec
-    store.ensure_run(event.run_id, event.round, spec.scenarios.count, spec.shard_count(), spec.model_dump(mode="json"))
+    store.ensure_run(event.run_id, event.round, spec.scenarios.count, spec.shard_count() or 0, spec.model_dump(mode="json"))
     return store.reopen_run(event.run_id, event.round) if event.round > 1 else True
 
 

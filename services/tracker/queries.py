@@ -13,7 +13,6 @@ from scengrid.s3io import get_json
 from scengrid.aws import client
 from scengrid.runs import get_run
 from scengrid.settings import get_settings
-from scengrid.spec import RunSpec
 from scengrid.status import FINAL, RunRecord, ShardRecord, Status, page_runs, read_shards
 
 PRESIGNED_TTL_S = 3600
@@ -53,8 +52,8 @@ def _parse(ts: str | None) -> datetime | None:
 def progress_of(record: RunRecord, now: datetime | None = None) -> Progress:
     """Throughput and ETA from the runs item alone (one GetItem)."""
     now = now or datetime.now(timezone.utc)
-    shard_size = RunSpec.model_validate(record.spec).resolved_shard_size() if record.spec else 0
-    done = min(record.scenarios, record.shards_done * shard_size)
+    # shards are equal but for the last one: exact once all are done, and close before
+    done = round(record.scenarios * record.shards_done / record.shards_total) if record.shards_total else 0
     start = _parse(record.created_at)
     end = _parse(record.finished_at) if record.status in FINAL else now
     elapsed = max(0.0, (end - start).total_seconds()) if start and end else 0.0

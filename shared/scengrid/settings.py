@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import os
 from functools import lru_cache
 
@@ -36,6 +38,11 @@ class Settings(BaseSettings):
     chaos_duplicate_rate: float = Field(0.05, ge=0, le=1, description="share of events put twice")
     chaos_poison_shards: str = Field("", description="comma-separated shard ids whose evaluation fails (fault drills)")
     collate_wait_s: float = Field(120.0, gt=0, description="how long the collator waits for the tracker")
+
+    @property
+    def backend(self) -> Literal["local", "aws"]:
+        """Where the run goes: the local emulator (an endpoint override) or AWS. Sizing follows it."""
+        return "local" if self.endpoint_url else "aws"
 
     def require(self, *names: str) -> None:
         """Fail early, naming every missing setting, instead of a cryptic AWS error later."""

@@ -12,9 +12,7 @@ from scengrid.errors import InvalidInput
 
 MAX_SCENARIOS = 100_000_000
 MAX_SHARDS = 100_000
-AUTO_TARGET_SHARDS_PER_WORKER = 4
 AUTO_MIN_SHARD = 1_000
-AUTO_MAX_SHARDS = 200
 MAX_FACTORS = 1_000
 DEFAULT_MODEL = "portfolio"
 # A deterministic sample portfolio, named by its size and seed: params stay small, because
@@ -138,12 +136,28 @@ def scenario_count(source: ScenarioSource) -> int:
     return source.count
 
 
+class PlanEstimate(_Strict):
+    """What ``scengrid plan`` predicted for the run on AWS, recorded with it (``--submit``)."""
+
+    target: Literal["aws"] = "aws"
+    cost_usd_mean: float = Field(ge=0)
+    cost_usd_p90: float = Field(ge=0)
+    wall_s_mean: float = Field(ge=0)
+    wall_s_p90: float = Field(ge=0)
+    prices_as_of: str = Field(max_length=200)
+
+
 class RunSpec(_Strict):
     version: Literal[1] = 1
     model: ModelRef = Field(default_factory=lambda: ModelRef(name=DEFAULT_MODEL, params=copy.deepcopy(DEFAULT_MODEL_PARAMS)))
     scenarios: ScenarioSource
-    shard_size: Annotated[int, Field(gt=0)] | Literal["auto"] = Field("auto", description="scenarios per shard, or auto")
-    workers: int = Field(2, ge=1, le=100_000, description="worker tasks evaluating shards")
+    shard_size: Annotated[int, Field(gt=0)] | Literal["auto"] = Field(
+        "auto", description="scenarios per shard, or auto: chosen by the sharder (scengrid.sizing)"
+    )
+    workers: Annotated[int, Field(ge=1, le=100_000)] | Literal["auto"] = Field(
+        "auto", description="worker tasks evaluating shards, or auto: chosen by the sharder (scengrid.sizing)"
+    )
+    plan: PlanEstimate | None = Field(None, description="the prediction of scengrid plan, kept in the run's summary")
 
     _default_kind = field_validator("scenarios", mode="before")(_generated_by_default)
 
@@ -154,15 +168,8 @@ class RunSpec(_Strict):
             raise ValueError(f"shard_size {self.shard_size} makes more than {MAX_SHARDS} shards; use a larger one")
         return self
 
-    def resolved_shard_size(self) -> int:
-        """The shard size; ``auto`` gives each worker a few shards, within the backend's comfort."""
+    def shard_count(self) -> int | None:
+        """The number of shards when the spec fixes the shard size; None for auto (the sharder decides)."""
         if isinstance(self.shard_size, int):
-            return self.shard_size
-        count = scenario_count(self.scenarios)
-        wanted = max(1, self.workers * AUTO_TARGET_SHARDS_PER_WORKER)
-        size = max(AUTO_MIN_SHARD, math.ceil(count / wanted))
-        size = max(size, math.ceil(count / AUTO_MAX_SHARDS))
-        return min(size, count)
-
-    def shard_count(self) -> int:
-        return math.ceil(scenario_count(self.scenarios) / self.resolved_shard_size())
+            return math.ceil(scenario_count(self.scenarios) / self.shard_size)
+        return None

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from scengrid import layout, s3io
+from scengrid import layout, s3io, sizing
 from scengrid.aws import client
 from scengrid.events import RunRequested
 from scengrid.local.batch_runner import Attempt, retry_decision
 from scengrid.local.moto_gaps import mocked_calls, use_sfn_mock_config
+from scengrid.models import load_model
 from scengrid.spec import GeneratedScenarios, RunSpec
 from scengrid.status import Status, read_run
 from scengrid.work import MAX_ARRAY_CHILDREN
@@ -93,7 +94,7 @@ def start(arn: str, test_case: str, workers: int = 2, scenarios: int = 40_000, s
     then start the execution the run-requested rule would start, on the mocked test case."""
     run_id = f"sm-{test_case.lower()}-{uuid.uuid4().hex[:8]}"
     spec = RunSpec(scenarios=GeneratedScenarios(count=scenarios, seed=1), shard_size=shard_size, workers=workers)
-    plan = plan_shards(run_id, spec)
+    plan = plan_shards(run_id, spec, sizing.choose(spec, load_model(spec.model.name, spec.model.params), "aws"))
     s3io.put_json(layout.worker_groups_key(run_id), [g.model_dump() for g in plan.groups])
     requested = RunRequested(run_id=run_id, spec=spec)
     apply_event(requested, RunStore())

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from scengrid.spec import AUTO_MAX_SHARDS, MAX_SHARDS, GeneratedScenarios, RunSpec
+from scengrid.spec import MAX_SHARDS, GeneratedScenarios, RunSpec
 
 
 def spec(**kw) -> RunSpec:
@@ -32,15 +32,11 @@ def test_too_many_shards_is_refused_with_advice() -> None:
         RunSpec(scenarios=GeneratedScenarios(count=MAX_SHARDS + 1), shard_size=1)
 
 
-def test_auto_shard_size_gives_each_worker_work_and_bounds_the_shard_count() -> None:
-    small = spec(workers=2)
-    assert small.shard_count() >= 2
-    big = RunSpec(scenarios=GeneratedScenarios(count=10_000_000), workers=4)
-    assert big.shard_count() <= AUTO_MAX_SHARDS
-    tiny = RunSpec(scenarios=GeneratedScenarios(count=150), workers=8)
-    assert tiny.shard_count() == 1 and tiny.resolved_shard_size() == 150
+def test_auto_is_the_default_and_leaves_the_count_to_the_sharder() -> None:
+    s = RunSpec(scenarios=GeneratedScenarios(count=10_000))
+    assert s.shard_size == "auto" and s.workers == "auto" and s.shard_count() is None
 
 
 def test_explicit_shard_size_is_kept() -> None:
     s = spec(shard_size=3000)
-    assert s.resolved_shard_size() == 3000 and s.shard_count() == 7
+    assert s.shard_size == 3000 and s.shard_count() == 7

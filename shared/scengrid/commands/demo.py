@@ -25,16 +25,23 @@ EXAMPLES = """examples:
 """
 
 
-def _shard_size(value: str) -> int | str:
-    if value == "auto":
-        return value
-    try:
-        size = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError("give a positive number of scenarios per shard, or 'auto'") from None
-    if size <= 0:
-        raise argparse.ArgumentTypeError("the shard size must be positive")
-    return size
+def _auto_or_positive(what: str):  # noqa: ANN202
+    def parse(value: str) -> int | str:
+        if value == "auto":
+            return value
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"give a positive number of {what}, or 'auto'") from None
+        if number <= 0:
+            raise argparse.ArgumentTypeError(f"the number of {what} must be positive, or 'auto'")
+        return number
+
+    return parse
+
+
+_shard_size = _auto_or_positive("scenarios per shard")
+_workers = _auto_or_positive("worker tasks")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--scenarios", type=int, default=DEFAULT_SCENARIOS, help="number of scenarios (default %(default)s)")
     parser.add_argument("--shard-size", type=_shard_size, default="auto", help="scenarios per shard, or auto (default)")
-    parser.add_argument("--workers", type=int, default=2, help="worker tasks (default %(default)s)")
+    parser.add_argument("--workers", type=_workers, default="auto", help="worker tasks, or auto (default)")
     parser.add_argument("--seed", type=int, default=42, help="scenario generator seed (default %(default)s)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="registered model name (default %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="where results are copied (default ./runs)")
@@ -76,16 +83,17 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     err.print(
-        f"[bold]scengrid demo[/]: {spec.scenarios.count:,} scenarios, {spec.shard_count()} shards of "
-        f"{spec.resolved_shard_size():,}, {spec.workers} workers, model [cyan]{spec.model.name}[/]"
+        f"[bold]scengrid demo[/]: {spec.scenarios.count:,} scenarios, shard size {spec.shard_size}, "
+        f"workers {spec.workers}, model [cyan]{spec.model.name}[/]"
     )
     with err.status("starting the embedded AWS emulator and provisioning infra/template.yaml…"):
         stack = LocalStack(chaos_seed=args.chaos_seed if args.chaos else None).__enter__()
     if args.chaos:
         from scengrid.local.chaos import WorkerKiller
+        from scengrid.sizing import LOCAL_WORKERS
 
         assert stack.runner is not None
-        stack.runner.interrupter = WorkerKiller(args.chaos_seed, spec.workers)
+        stack.runner.interrupter = WorkerKiller(args.chaos_seed, spec.workers if isinstance(spec.workers, int) else LOCAL_WORKERS)
     try:
         err.print(f"stack ready in {stack.startup_s:.1f}s (emulator at {stack.emulator.url}; job logs in {stack.work_dir})")
         progress = Progress(
@@ -93,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             TimeElapsedColumn(), console=err, transient=False,
         )
         with progress:
-            task = progress.add_task("shards", total=spec.shard_count(), state="PENDING")
+            task = progress.add_task("shards", total=spec.shard_count(), state="PENDING (sizing)")
 
             def show(record: RunRecord) -> None:
                 failed = f", {record.shards_failed} failed" if record.shards_failed else ""
@@ -104,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         stack.__exit__(None, None, None)
     if outcome.faults is not None:
         err.print(f"chaos: injected {outcome.faults['injected']}; recovered {outcome.faults['recovered']}")
+    for reason in (outcome.summary.get("sizing") or {}).get("reasons", []):
+        err.print(f"sizing: {reason}")
     if outcome.record.status is Status.COMPLETE:
         _print_summary(err if args.json else Console(), outcome.as_json())
     else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -22,7 +21,6 @@ EXAMPLES = """examples:
   scengrid plan spec.yaml --max-cost 5 --submit             # submit only if the p90 cost is under $5
   scengrid plan spec.yaml --param fargate_spot_discount=0.6 --seconds-per-scenario 0.0002
 """
-CALIBRATION_SCENARIOS = 2_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,30 +58,26 @@ def parameters(overrides: list[str]) -> PlanParameters:
         raise InvalidInput(f"--param {first['loc'][0]}", first["msg"]) from exc
 
 
-def calibrate(spec_data: dict) -> float:
-    """Seconds per scenario on one core, measured on the spec's own model and scenarios."""
-    from scengrid.kernel import evaluate_range
-    from scengrid.models import load_model
-    from scengrid.spec import RunSpec
-
-    spec = RunSpec.model_validate(spec_data)
-    model = load_model(spec.model.name, spec.model.params)
-    evaluate_range(model, spec.scenarios, 0, 200)  # warm up
-    started = time.perf_counter()
-    evaluate_range(model, spec.scenarios, 0, CALIBRATION_SCENARIOS)
-    return (time.perf_counter() - started) / CALIBRATION_SCENARIOS
-
-
 def run(args: argparse.Namespace) -> int:
+    from scengrid import sizing
     from scengrid.commands.runs import load_spec
+    from scengrid.models import load_model
     from scengrid.spec import RunSpec
 
     spec_data = load_spec(args.spec)
     spec = RunSpec.model_validate(spec_data)
     params = parameters(args.param)
-    per_scenario = args.seconds_per_scenario or calibrate(spec_data)
-    sizes = args.scenarios or [spec.scenarios.count]
-    plans = [plan_run(n, _shard_size(spec, n), spec.workers, per_scenario, params) for n in sizes]
+    own = spec.scenarios.count
+    sizes = args.scenarios or [own]
+    if args.submit and own not in sizes:
+        raise InvalidInput("--submit", f"submits the spec's own {own:,} scenarios: add {own} to --scenarios or drop it")
+    per_scenario = args.seconds_per_scenario or sizing.calibrate(load_model(spec.model.name, spec.model.params), spec.scenarios)
+    workers = spec.workers if isinstance(spec.workers, int) else None
+    shard_size = spec.shard_size if isinstance(spec.shard_size, int) else None
+    plans = []
+    for n in sizes:
+        chosen = sizing.size_aws(n, per_scenario, workers, params, shard_size)
+        plans.append(plan_run(n, chosen.shard_size, chosen.workers, per_scenario, params, chosen.reasons))
     if args.json:
         sys.stdout.write(json.dumps([p.model_dump() for p in plans]) + "\n")
     else:
@@ -95,17 +89,19 @@ def run(args: argparse.Namespace) -> int:
     if args.submit:
         from scengrid.client import ApiClient
 
-        accepted = ApiClient.from_environment().submit(spec_data)
-        Console(stderr=True).print(f"submitted run {accepted['run_id']}")
+        accepted = ApiClient.from_environment().submit(planned_spec(spec_data, plans[sizes.index(own)]))
+        Console(stderr=True).print(f"submitted run {accepted['run_id']} with the planned layout and cost")
     return 0
 
 
-def _shard_size(spec: object, scenarios: int) -> int:
-    from scengrid.spec import RunSpec
-
-    assert isinstance(spec, RunSpec)
-    resized = spec.model_copy(update={"scenarios": spec.scenarios.model_copy(update={"count": scenarios})})
-    return resized.resolved_shard_size()
+def planned_spec(spec_data: dict, plan: RunPlan) -> dict:
+    """The spec as planned: the layout the plan priced (so that the run is the one planned) and
+    the predicted cost, which the run's summary keeps."""
+    estimate = {
+        "target": "aws", "cost_usd_mean": round(plan.run.cost_usd_mean, 4), "cost_usd_p90": round(plan.run.cost_usd_p90, 4),
+        "wall_s_mean": round(plan.run.wall_s_mean, 1), "wall_s_p90": round(plan.run.wall_s_p90, 1), "prices_as_of": plan.prices_as_of,
+    }
+    return {**spec_data, "shard_size": plan.run.shard_size, "workers": plan.run.tasks, "plan": estimate}
 
 
 def _print(plans: list[RunPlan]) -> None:
@@ -123,3 +119,5 @@ def _print(plans: list[RunPlan]) -> None:
     console.print(table)
     for plan in plans:
         console.print(f"{plan.scenarios:,} scenarios: subnets: {plan.subnets.advice}")
+        for reason in plan.sizing:
+            console.print(f"  sizing: {reason}")

@@ -50,6 +50,7 @@ class RunPlan(BaseModel):
     run: LayoutPlan
     seed: LayoutPlan
     subnets: SubnetAdvice
+    sizing: list[str] = []
 
 
 def requests_cost(shards: int, array_jobs: int, params: PlanParameters) -> float:
@@ -113,7 +114,8 @@ def subnet_advice(peak_tasks: int, params: PlanParameters, default_prefix: int =
 
 
 def plan_run(
-    scenarios: int, shard_size: int, workers: int, seconds_per_scenario: float, params: PlanParameters
+    scenarios: int, shard_size: int, workers: int, seconds_per_scenario: float, params: PlanParameters,
+    sizing: list[str] | None = None,
 ) -> RunPlan:
     run = plan_layout("scengrid", scenarios, shard_size, workers, True, seconds_per_scenario, params)
     seed = plan_layout(
@@ -121,5 +123,5 @@ def plan_run(
     )
     return RunPlan(
         scenarios=scenarios, seconds_per_scenario=seconds_per_scenario, prices_as_of=params.prices_as_of,
-        run=run, seed=seed, subnets=subnet_advice(run.peak_tasks, params),
+        run=run, seed=seed, subnets=subnet_advice(run.peak_tasks, params), sizing=sizing or [],
     )

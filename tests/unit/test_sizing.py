@@ -1,0 +1,74 @@
+"""Automatic sizing against hand-computed cases: the local rules (about 1 s of model time per
+shard, two workers, at most 200 shards, whole waves) and the AWS rules (shard duration
+sqrt(2·overhead/hazard), work per task of several start latencies, array jobs of 10,000)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from scengrid import sizing
+from scengrid.models import load_model
+from scengrid.planning.parameters import PlanParameters
+from scengrid.spec import GeneratedScenarios, RunSpec
+
+PER = 12.5e-6  # 80,000 scenarios/s on one core
+
+
+@pytest.mark.parametrize(
+    ("count", "shards", "size"),
+    [
+        (1_000_000, 8, 125_000),  # 6.25 s over 2 cores -> 7 shards -> whole waves of 2 -> 8
+        (100_000, 4, 25_000),  # 0.625 s -> 1 shard -> at least 2 per worker
+        (100_000_000, 200, 500_000),  # 625 shards -> at most 200
+        (3_000, 3, 1_000),  # at least 1,000 scenarios per shard
+        (150, 1, 150),  # or all of them
+    ],
+)
+def test_local_sizing(count: int, shards: int, size: int) -> None:
+    chosen = sizing.size_local(count, PER, None, cores=2)
+    assert (chosen.shards, chosen.shard_size, chosen.workers) == (shards, size, min(2, shards))
+    assert chosen.shards == math.ceil(count / chosen.shard_size)
+    assert chosen.reasons[-1] == f"→ {shards:,} shards of {size:,} scenarios on {min(2, shards):,} workers"
+
+
+def test_aws_shard_duration_balances_overhead_and_spot_rework() -> None:
+    params = PlanParameters()  # 0.8 s per shard, 0.05 reclaims per task-hour, 2 vCPUs, 45 s starts
+    shard_s = math.sqrt(2 * 0.8 / (0.05 / 3600))  # 339.4 s
+    task_s = 100_000_000 * 1e-3 / 1.9  # 52,631.6 task-seconds
+    workers = math.ceil(task_s / (2 * shard_s))  # 78: two shards of work each (> 4 starts of 45 s)
+    shards = math.ceil(task_s / shard_s)  # 156 = 2 waves of 78
+    chosen = sizing.size_aws(100_000_000, 1e-3, None, params)
+    assert (chosen.workers, chosen.shards, chosen.shard_size) == (workers, shards, math.ceil(100_000_000 / shards))
+    assert any("339 s" in reason for reason in chosen.reasons)
+
+
+def test_aws_cheap_model_runs_on_few_tasks() -> None:
+    chosen = sizing.size_aws(10_000_000, PER, None, PlanParameters())  # 66 task-seconds: one task, two shards
+    assert (chosen.workers, chosen.shards, chosen.shard_size) == (1, 2, 5_000_000)
+
+
+def test_aws_many_workers_are_split_into_array_jobs() -> None:
+    chosen = sizing.size_aws(50_000_000, 0.5, 25_000, PlanParameters())
+    assert chosen.workers == 25_000 and chosen.shards == 50_000
+    assert "3 array jobs: at most 10,000 children each" in chosen.reasons
+
+
+def test_auto_workers_are_capped_by_the_subnets() -> None:
+    assert sizing.size_aws(100_000_000, 0.5, None, PlanParameters()).workers == sizing.AWS_MAX_WORKERS
+
+
+def test_a_spec_that_gives_both_numbers_is_not_calibrated() -> None:
+    spec = RunSpec(scenarios=GeneratedScenarios(count=10_000), shard_size=3_000, workers=3)
+    chosen = sizing.choose(spec, load_model("linear", {}), "local")
+    assert (chosen.shards, chosen.shard_size, chosen.workers, chosen.seconds_per_scenario) == (4, 3_000, 3, None)
+
+
+def test_choose_calibrates_the_models_own_cost() -> None:
+    spec = RunSpec(scenarios=GeneratedScenarios(count=400_000, seed=1), shard_size=50_000)
+    model = load_model(spec.model.name, spec.model.params)
+    chosen = sizing.choose(spec, model, "local")
+    assert chosen.shard_size == 50_000 and chosen.shards == 8 and chosen.workers == 2
+    assert 1e-7 < chosen.seconds_per_scenario < 1e-3
+    assert chosen.reasons[0].startswith("model: ") and "calibrated" in chosen.reasons[0]
