@@ -102,3 +102,18 @@ def test_errors_say_what_to_do(stack_dir: Path) -> None:
     bad = write_spec(stack_dir, "bad.yaml", 1000, 0, 1)
     refused = scengrid(stack_dir, "submit", str(bad), check=False)
     assert refused.returncode == 2 and "shard_size" in refused.stderr
+
+
+def test_a_planned_run_keeps_its_predicted_cost(stack_dir: Path) -> None:
+    spec = stack_dir / "auto.yaml"
+    spec.write_text("scenarios: {count: 20000, seed: 8}\n")  # shard_size and workers: auto
+    planned = scengrid(stack_dir, "plan", str(spec), "--max-cost", "100", "--submit", "--json")
+    plan = json.loads(planned.stdout.strip().splitlines()[-1])[0]
+    run_id = planned.stderr.split("submitted run ")[1].split()[0]
+    final = last_json(scengrid(stack_dir, "status", run_id, "--watch", "--json"))
+    assert final["status"] == "COMPLETE" and final["progress"]["shards_total"] == plan["run"]["shards"]
+    summary = last_json(scengrid(stack_dir, "results", run_id, "--out", str(stack_dir / "results"), "--json"))["summary"]
+    assert summary["plan"]["cost_usd_mean"] == pytest.approx(plan["run"]["cost_usd_mean"], rel=1e-3)
+    assert summary["shard_size"] == plan["run"]["shard_size"] and summary["sizing"]["reasons"]
+    report = (stack_dir / "results" / run_id / "report.html").read_text()
+    assert f"${plan['run']['cost_usd_mean']:,.2f} mean" in report

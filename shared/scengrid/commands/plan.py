@@ -98,7 +98,7 @@ def planned_spec(spec_data: dict, plan: RunPlan) -> dict:
     """The spec as planned: the layout the plan priced (so that the run is the one planned) and
     the predicted cost, which the run's summary keeps."""
     estimate = {
-        "target": "aws", "cost_usd_mean": round(plan.run.cost_usd_mean, 4), "cost_usd_p90": round(plan.run.cost_usd_p90, 4),
+        "target": "aws", "cost_usd_mean": plan.run.cost_usd_mean, "cost_usd_p90": plan.run.cost_usd_p90,
         "wall_s_mean": round(plan.run.wall_s_mean, 1), "wall_s_p90": round(plan.run.wall_s_p90, 1), "prices_as_of": plan.prices_as_of,
     }
     return {**spec_data, "shard_size": plan.run.shard_size, "workers": plan.run.tasks, "plan": estimate}
