@@ -171,11 +171,19 @@ class RunStore:
             self.count_duplicate(run_id)
         return reopened
 
-    def finish_shard(self, run_id: str, shard_id: str, round_: int, status: Status, fields: dict[str, Any]) -> bool:
-        """PENDING/RUNNING → COMPLETE or FAILED, and the run's counter, in one transaction.
+    def finish_shard(
+        self, run_id: str, shard_id: str, round_: int, status: Status, fields: dict[str, Any], var_99: float | None = None
+    ) -> bool:
+        """PENDING/RUNNING → COMPLETE or FAILED, and the run's counter, in one transaction; a
+        shard's own VaR 99% adds to the run's sums for the partial estimate.
 
         Returns False (and counts a duplicate) when the shard had already finished."""
         counter = "shards_done" if status is Status.COMPLETE else "shards_failed"
+        adds = {counter: _n(1)}
+        if var_99 is not None and status is Status.COMPLETE:
+            adds.update({"var99_n": _n(1), "var99_sum": {"N": repr(var_99)}, "var99_sumsq": {"N": repr(var_99 * var_99)}})
+        add_clause = ", ".join(f"{name} :a{i}" for i, name in enumerate(adds))
+        add_values = {f":a{i}": value for i, value in enumerate(adds.values())}
         clause, names, values = _set_clause({**fields, "updated_at": utcnow().isoformat()})
         done = self._conditional(
             self._db.transact_write_items,
@@ -194,8 +202,8 @@ class RunStore:
                     "Update": {
                         "TableName": self._runs,
                         "Key": self._run_key(run_id),
-                        "UpdateExpression": f"ADD {counter} :one SET updated_at = :now",
-                        "ExpressionAttributeValues": {":one": _n(1), ":now": self._now()},
+                        "UpdateExpression": f"ADD {add_clause} SET updated_at = :now",
+                        "ExpressionAttributeValues": {**add_values, ":now": self._now()},
                     }
                 },
             ],

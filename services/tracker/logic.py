@@ -53,6 +53,7 @@ def _(event: ShardDone, store: RunStore) -> bool:
             "eval_s": event.eval_s,
             "task_id": event.task_id,
         },
+        var_99=event.var_99,
     )
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from scengrid import layout
 from scengrid.errors import Conflict
 from scengrid.s3io import get_json
 from scengrid.aws import client
+from scengrid.risk import PartialEstimate, batch_means
 from scengrid.runs import get_run
 from scengrid.settings import get_settings
 from scengrid.status import FINAL, RunRecord, ShardRecord, Status, page_runs, read_shards
@@ -43,6 +44,9 @@ class RunView(BaseModel):
     es_975: float | None = None
     reason: str | None = None
     failed_shards: list[str] = []
+    partial_var_99: PartialEstimate | None = Field(
+        None, description="while the run is in flight: VaR 99% from the shards done, with a 95% interval"
+    )
 
 
 def _parse(ts: str | None) -> datetime | None:
@@ -88,6 +92,7 @@ def run_view_of(record: RunRecord) -> RunView:
         updated_at=record.updated_at, finished_at=record.finished_at, progress=progress_of(record),
         var_95=record.var_95, var_99=record.var_99, es_975=record.es_975, reason=record.reason,
         failed_shards=record.failed_shards,
+        partial_var_99=None if record.var_99 is not None else batch_means(record.var99_n, record.var99_sum, record.var99_sumsq),
     )
 
 

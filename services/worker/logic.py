@@ -16,6 +16,7 @@ from scengrid.errors import ModelFailure
 from scengrid.events import ShardDone, ShardFailed, publish
 from scengrid.kernel import results_table
 from scengrid.observability import service_logger, service_metrics
+from scengrid.risk import shard_value_at_risk
 from scengrid.settings import Settings
 from scengrid.status import Status, read_run
 from scengrid.work import ShardWork
@@ -122,6 +123,7 @@ class Worker:
                     duration_s=round(duration, 6),
                     eval_s=round(evaluated, 6),
                     task_id=self.task_id,
+                    var_99=shard_value_at_risk(columns["pnl"], 0.99),
                 )
             ],
             service="worker",

@@ -59,6 +59,7 @@ class ShardDone(ShardEvent):
     duration_s: float = Field(ge=0, description="evaluation plus writing the output")
     eval_s: float = Field(0.0, ge=0, description="generating scenarios and evaluating the model")
     task_id: str
+    var_99: float | None = Field(None, description="the shard's own VaR 99%: the run's partial estimate while it is in flight")
 
 
 class ShardFailed(ShardEvent):

@@ -178,3 +178,37 @@ def tail_indices(pnl: np.ndarray, level: float) -> np.ndarray:
     """Indices of the worst ceil((1 - level) * n) scenarios: the tail ES averages over."""
     k = _es_count(pnl.shape[0], level)
     return np.argpartition(pnl, k - 1)[:k]
+
+
+def shard_value_at_risk(pnl: np.ndarray, level: float) -> float:
+    """A shard's own VaR estimate for the run's partial figure: the approximately
+    median-unbiased sample quantile (Hyndman-Fan type 8). The linear quantile of the final
+    figure sits a fraction of an order statistic toward the centre, which is nothing over a
+    whole run but, averaged over many small shards, a bias as large as the interval."""
+    return float(-np.quantile(pnl, _tail(level), method="median_unbiased"))
+
+
+class PartialEstimate(BaseModel):
+    """A risk measure estimated from the shards done so far: the mean of the shards' own
+    estimates, with a Student-t interval over them (batch means). It assumes the shards are
+    exchangeable samples of the run's scenarios, as generated scenarios are; for a file in
+    date order it is only indicative."""
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    shards: int
+
+
+def batch_means(count: int, total: float, total_squares: float, confidence: float = 0.95) -> PartialEstimate | None:
+    """The interval from ``count`` per-shard estimates given by their sum and sum of squares
+    (None under two shards: no spread to measure yet)."""
+    if count < 2:
+        return None
+    from scipy.special import stdtrit
+
+    mean = total / count
+    variance = max(0.0, (total_squares - count * mean * mean) / (count - 1))
+    half = float(stdtrit(count - 1, 0.5 + confidence / 2)) * math.sqrt(variance / count)
+    return PartialEstimate(estimate=mean, low=mean - half, high=mean + half, confidence=confidence, shards=count)

@@ -51,6 +51,9 @@ class RunRecord(BaseModel):
     es_975: float | None = None
     failed_shards: list[str] = []
     spec: dict[str, Any] = {}
+    var99_n: int = 0  # completed shards that reported their own VaR 99%, their sum and sum of squares
+    var99_sum: float = 0.0
+    var99_sumsq: float = 0.0
 
     @field_validator("spec", mode="before")
     @classmethod

@@ -80,9 +80,15 @@ def test_a_cancelled_run_ends_cancelled(stack_dir: Path) -> None:
     spec = write_spec(stack_dir, "big.yaml", 400_000, 4_000, 1)
     run_id = last_json(scengrid(stack_dir, "submit", str(spec), "--json"))["run_id"]
     deadline = time.monotonic() + 60
-    while scengrid(stack_dir, "status", run_id, "--json", check=False).returncode != 0:
+    while True:  # in flight, the status shows VaR 99% so far, from the shards done
+        shown = scengrid(stack_dir, "status", run_id, "--json", check=False)
+        if shown.returncode == 0 and last_json(shown).get("partial_var_99"):
+            break
         assert time.monotonic() < deadline
         time.sleep(0.3)
+    partial = last_json(shown)["partial_var_99"]
+    assert partial["low"] <= partial["estimate"] <= partial["high"] and partial["shards"] >= 2
+    assert "VaR 99% so far" in scengrid(stack_dir, "status", run_id).stdout
     scengrid(stack_dir, "cancel", run_id)
     while True:
         view = last_json(scengrid(stack_dir, "status", run_id, "--json"))

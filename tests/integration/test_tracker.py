@@ -4,6 +4,7 @@ transition only, whatever the order and number of deliveries."""
 from __future__ import annotations
 
 import itertools
+import math
 import uuid
 
 import pytest
@@ -13,6 +14,7 @@ from scengrid.spec import GeneratedScenarios, RunSpec
 from scengrid.status import Status, read_run, read_shards
 from services.tracker.dal import RunStore
 from services.tracker.logic import apply_event
+from services.tracker.queries import run_view_of
 
 SHARDS = 3
 
@@ -21,7 +23,8 @@ def events_of_a_run(run_id: str) -> list:
     spec = RunSpec(scenarios=GeneratedScenarios(count=3000), shard_size=1000)
     written = [ShardWritten(run_id=run_id, shard_id=f"{i:06d}", shards_total=SHARDS, start=i * 1000, count=1000) for i in range(SHARDS)]
     done = [
-        ShardDone(run_id=run_id, shard_id=f"{i:06d}", output_key=f"k{i}", rows=1000, duration_s=0.5, eval_s=0.4, task_id="t")
+        ShardDone(run_id=run_id, shard_id=f"{i:06d}", output_key=f"k{i}", rows=1000, duration_s=0.5, eval_s=0.4, task_id="t",
+                  var_99=2.0 + 0.1 * i)
         for i in range(SHARDS)
     ]
     finished = AllDone(run_id=run_id, summary_key="s", pnl_key="p", scenarios=3000, var_95=1.0, var_99=2.0, es_975=2.5)
@@ -31,7 +34,8 @@ def events_of_a_run(run_id: str) -> list:
 def state(run_id: str) -> tuple:
     run = read_run(run_id)
     shards = sorted((s.shard_id, s.status, s.rows) for s in read_shards(run_id))
-    return run.status, run.shards_total, run.shards_done, run.shards_failed, run.summary_key, shards
+    sums = (run.var99_n, round(run.var99_sum, 9), round(run.var99_sumsq, 9))
+    return run.status, run.shards_total, run.shards_done, run.shards_failed, run.summary_key, sums, shards
 
 
 @pytest.mark.parametrize("order", ["in order", "reversed", "interleaved"])
@@ -47,7 +51,8 @@ def test_any_order_and_duplicates_give_the_same_state(local_stack, order: str) -
         apply_event(event, store)
     first = state(run_id)
     assert first[0] is Status.COMPLETE and first[2] == SHARDS and first[3] == 0
-    assert all(status is Status.COMPLETE for _, status, _ in first[5])
+    assert all(status is Status.COMPLETE for _, status, _ in first[6])
+    assert first[5] == (SHARDS, 6.3, round(4.0 + 4.41 + 4.84, 9))  # each shard's VaR 99% counted once
 
     refused_before = read_run(run_id).duplicates
     for event in events[::-1]:  # every event delivered again, in reverse
@@ -55,6 +60,24 @@ def test_any_order_and_duplicates_give_the_same_state(local_stack, order: str) -
     assert state(run_id) == first
     # every replay but run-requested (an idempotent fill-in) was refused and counted
     assert read_run(run_id).duplicates - refused_before == len(events) - 1
+
+
+def test_a_run_in_flight_shows_a_partial_var_99_with_an_interval(local_stack) -> None:  # noqa: ANN001
+    store = RunStore()
+    run_id = f"t-{uuid.uuid4().hex[:8]}"
+    events = events_of_a_run(run_id)
+    for event in events[: 1 + SHARDS + 1]:  # requested, written, one shard done
+        apply_event(event, store)
+    assert run_view_of(read_run(run_id)).partial_var_99 is None  # one shard: no spread yet
+    apply_event(events[1 + SHARDS + 1], store)
+    partial = run_view_of(read_run(run_id)).partial_var_99
+    half = 12.706204736 * 0.1 / math.sqrt(2) / math.sqrt(2)  # t(1) 97.5% x sd(2.0, 2.1) / sqrt(2)
+    assert partial is not None and partial.shards == 2 and partial.confidence == 0.95
+    assert (partial.estimate, partial.low, partial.high) == pytest.approx((2.05, 2.05 - half, 2.05 + half), rel=1e-6)
+    for event in events[1 + SHARDS + 2 :]:
+        apply_event(event, store)
+    final = run_view_of(read_run(run_id))
+    assert final.var_99 == 2.0 and final.partial_var_99 is None  # the exact figure replaces it
 
 
 def test_status_never_moves_backwards(local_stack) -> None:  # noqa: ANN001

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from scengrid.risk import TailAccumulator, expected_shortfall, summarise, value_at_risk
+from scengrid.risk import TailAccumulator, batch_means, expected_shortfall, shard_value_at_risk, summarise, value_at_risk
 
 
 def test_var_is_minus_numpys_quantile() -> None:
@@ -62,3 +62,25 @@ def test_small_runs_match_numpy_too(n: int) -> None:
     s = summarise(np.arange(n), pnl)
     assert s.var_99 == -np.quantile(pnl, 0.01) and s.var_95 == -np.quantile(pnl, 0.05)
     assert s.es_975 == -np.sort(pnl)[: max(1, math.ceil(0.025 * n))].mean()
+
+
+def test_batch_means_interval_by_hand() -> None:
+    values = np.array([1.0, 2.0, 3.0, 4.0])
+    partial = batch_means(4, float(values.sum()), float((values**2).sum()))
+    half = 3.182446305 * values.std(ddof=1) / 2.0  # t(3) 97.5% x sd / sqrt(4)
+    assert partial.estimate == 2.5 and partial.low == pytest.approx(2.5 - half) and partial.high == pytest.approx(2.5 + half)
+    assert batch_means(1, 3.0, 9.0) is None
+
+
+def test_partial_var_99_interval_covers_the_normal_quantile() -> None:
+    """Shards of N(0, 1) P&L: the interval from 40 shards' own VaR 99% covers the closed-form
+    VaR 99% (2.3263) in about 95% of runs, small shards included."""
+    rng = np.random.default_rng(12)
+    runs, shards, size = 300, 40, 1_500
+    pnl = rng.standard_normal((runs, shards, size))
+    covered = 0
+    for run in pnl:
+        estimates = np.array([shard_value_at_risk(shard, 0.99) for shard in run])
+        partial = batch_means(shards, float(estimates.sum()), float((estimates**2).sum()))
+        covered += partial.low <= 2.326347874 <= partial.high
+    assert 0.90 <= covered / runs <= 0.99

@@ -124,7 +124,13 @@ def _progress_line(view: dict[str, Any]) -> str:
     return (
         f"{view['run_id']} [{'#' * filled}{'.' * (width - filled)}] {view['status']}  "
         f"done {p['shards_done']}/{p['shards_total']}  failed {p['shards_failed']}  running/pending {running}  {rate}  {eta}"
+        + (f"  {_partial(view['partial_var_99'])}" if view.get("partial_var_99") else "")
     )
+
+
+def _partial(estimate: dict[str, Any]) -> str:
+    return (f"VaR99 ≈ {estimate['estimate']:,.0f} [{estimate['low']:,.0f}, {estimate['high']:,.0f}] "
+            f"({estimate['confidence']:.0%}, {estimate['shards']} shards)")
 
 
 def _watch(client: ApiClient, run_id: str, args: argparse.Namespace) -> int:
@@ -168,6 +174,8 @@ def _run_table(view: dict[str, Any]) -> Table:
     for label, key in (("VaR 95%", "var_95"), ("VaR 99%", "var_99"), ("ES 97.5%", "es_975")):
         if view.get(key) is not None:
             rows.append((label, f"{view[key]:,.2f}"))
+    if view.get("partial_var_99"):
+        rows.append(("VaR 99% so far", _partial(view["partial_var_99"])))
     if view.get("reason"):
         rows.append(("reason", view["reason"][:200]))
     for label, value in rows:
