@@ -38,8 +38,9 @@ schemas: venv ## regenerate infra/schemas/ (events) and infra/openapi.json (API)
 	$(RUN) python -m scengrid.schemas --write
 	$(RUN) python -m services.tracker.openapi --write
 
-bench: venv ## benchmarks (JSON on stdout)
-	$(RUN) python tests/bench/bench_kernel.py
+bench: venv ## benchmarks (JSON on stdout); syncs the bench group (Dask, Ray, Lithops) for the pipeline benchmark
+	$(UV) run --frozen --group bench python tests/bench/bench_kernel.py
+	$(UV) run --frozen --group bench python tests/bench/bench_pipeline.py --json
 
 clean: ## remove the virtualenvs and local results
 	rm -rf $(VENV) $(TOOLS) runs .pytest_cache
