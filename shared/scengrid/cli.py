@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from scengrid.commands import demo, local, model, plan, runs
 from scengrid.errors import ScengridError
 
@@ -31,6 +33,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ScengridError as exc:
         print(f"scengrid: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ValidationError as exc:  # an option that made an invalid RunSpec
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or exc.title
+        print(f"scengrid: invalid {where}: {first['msg']}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("scengrid: interrupted", file=sys.stderr)
         return 130

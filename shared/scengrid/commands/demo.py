@@ -25,23 +25,27 @@ EXAMPLES = """examples:
 """
 
 
-def _auto_or_positive(what: str):  # noqa: ANN202
+def _count(what: str, auto: bool = True):  # noqa: ANN202
+    """An argparse type: a positive number of ``what`` (or 'auto' where it may be)."""
+    hint = " or 'auto'" if auto else ""
+
     def parse(value: str) -> int | str:
-        if value == "auto":
+        if auto and value == "auto":
             return value
         try:
             number = int(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"give a positive number of {what}, or 'auto'") from None
+            raise argparse.ArgumentTypeError(f"give a positive number of {what}{hint}") from None
         if number <= 0:
-            raise argparse.ArgumentTypeError(f"the number of {what} must be positive, or 'auto'")
+            raise argparse.ArgumentTypeError(f"the number of {what} must be positive{hint}")
         return number
 
     return parse
 
 
-_shard_size = _auto_or_positive("scenarios per shard")
-_workers = _auto_or_positive("worker tasks")
+_shard_size = _count("scenarios per shard")
+_workers = _count("worker tasks")
+_scenarios = _count("scenarios", auto=False)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--scenarios", type=int, default=DEFAULT_SCENARIOS, help="number of scenarios (default %(default)s)")
+    parser.add_argument("--scenarios", type=_scenarios, default=DEFAULT_SCENARIOS, help="number of scenarios (default %(default)s)")
     parser.add_argument("--shard-size", type=_shard_size, default="auto", help="scenarios per shard, or auto (default)")
     parser.add_argument("--workers", type=_workers, default="auto", help="worker tasks, or auto (default)")
     parser.add_argument("--seed", type=int, default=42, help="scenario generator seed (default %(default)s)")

@@ -1,0 +1,225 @@
+"""Bad input, table-driven, through the edges a user reaches: the HTTP API, the CLI, scenario
+files and portfolios. Each gets a 4xx (or a CLI exit status 2) whose message names the field,
+and leaves nothing behind: no run or shard item, no object, no work message, no execution."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import requests
+
+from scengrid.aws import client
+from scengrid.local.http_api import LocalApi
+from scengrid.models import load_model
+from scengrid.spec import DEFAULT_MODEL_PARAMS
+
+KEY = "bad-input-key"
+GOOD = {"scenarios": {"count": 2000, "seed": 3}, "shard_size": 1000, "workers": 1}
+ROWS = 500
+BOOK = {
+    "base_currency": "USD",
+    "curves": {"USD": {"tenors": [1, 5, 10], "zero_rates": [0.04, 0.042, 0.045]}},
+    "spreads": {"AAA": 0.004, "BBB": 0.016},
+    "equities": {"SPX": {"spot": 5000, "vol": 0.18, "dividend_yield": 0.015, "currency": "USD"}},
+    "fx": {"EUR": 1.08},
+    "positions": [
+        {"id": "b1", "type": "bond", "currency": "USD", "notional": 1e6, "coupon": 0.045, "frequency": 2, "maturity": 7.0, "rating": "BBB"},
+        {"id": "o1", "type": "option", "underlying": "SPX", "kind": "call", "strike": 5100, "expiry": 0.5, "quantity": 10},
+        {"id": "f1", "type": "fx", "currency": "EUR", "amount": 1e6},
+    ],
+}
+
+
+def book(**changes: Any) -> dict:
+    """The good book with a change: ``position=i`` and fields, or top-level keys."""
+    data = copy.deepcopy(BOOK)
+    index = changes.pop("position", None)
+    (data if index is None else data["positions"][index]).update(changes)
+    return {**GOOD, "model": {"name": "portfolio", "params": {"portfolio": data}}}
+
+
+def from_file(name: str, **extra: Any) -> dict:
+    return {**GOOD, "scenarios": {"kind": "file", "uri": f"s3://{{bucket}}/inputs/{name}", **extra}}
+
+
+# (what, body, status, words in the answer)
+API = [
+    ("shard size 0", {**GOOD, "shard_size": 0}, 422, "shard_size"),
+    ("negative shard size", {**GOOD, "shard_size": -10}, 422, "shard_size"),
+    ("more shards than the limit", {**GOOD, "scenarios": {"count": 10_000_000}, "shard_size": 1}, 422, "shard_size"),
+    ("no workers", {**GOOD, "workers": 0}, 422, "workers"),
+    ("workers not a number", {**GOOD, "workers": "many"}, 422, "workers"),
+    ("no scenarios", {**GOOD, "scenarios": {"count": 0}}, 422, "count"),
+    ("too many scenarios", {**GOOD, "scenarios": {"count": 10**12}}, 422, "count"),
+    ("negative seed", {**GOOD, "scenarios": {"count": 10, "seed": -1}}, 422, "seed"),
+    ("scenarios missing", {"shard_size": 10}, 422, "scenarios"),
+    ("an import path for a model", {**GOOD, "model": {"name": "os.system"}}, 422, "name"),
+    ("an unknown model", {**GOOD, "model": {"name": "nosuchmodel"}}, 400, "model.name"),
+    ("bad model params", {**GOOD, "model": {"name": "linear", "params": {"vols": {"equity.SPX": -1}}}}, 400, "model.params"),
+    ("an unknown field", {**GOOD, "surprise": True}, 422, "surprise"),
+    ("an unknown scenario kind", {**GOOD, "scenarios": {"count": 1000, "kind": "perl"}}, 422, "kind"),
+    ("a negative planned cost", {**GOOD, "plan": {"cost_usd_mean": -1, "cost_usd_p90": 1, "wall_s_mean": 1,
+                                                  "wall_s_p90": 1, "prices_as_of": "x"}}, 422, "cost_usd_mean"),
+    ("not JSON", "{not json", 422, "body"),
+    ("not UTF-8", b"\xff\xfe{}", 400, "body"),
+    ("an oversize payload", "x" * (300 * 1024), 413, "body"),
+]
+SCENARIO_FILES = [
+    ("a file without scenario_id", from_file("no-id.parquet"), 400, "'scenario_id' is missing"),
+    ("a NaN shock", from_file("nan.parquet"), 400, "shocks must be finite"),
+    ("an infinite shock", from_file("inf.parquet"), 400, "shocks must be finite"),
+    ("a text column", from_file("text.parquet"), 400, "must be numbers"),
+    ("a column that is not a factor", from_file("unknown-factor.parquet"), 400, "'rate.XXX.5' is not a factor"),
+    ("a corrupt Parquet file", from_file("corrupt.parquet"), 400, "not a readable Parquet file"),
+    ("a file with no rows", from_file("empty.parquet"), 400, "has no rows"),
+    ("a missing file", from_file("nowhere.parquet"), 400, "cannot read"),
+    ("a count that is not the file's", from_file("good.parquet", count=ROWS + 1), 400, "scenarios.count"),
+]
+PORTFOLIOS = [
+    ("a negative notional", book(position=0, notional=-1e6), 400, "positions[b1].notional"),
+    ("an unknown rating", book(position=0, rating="CCC"), 400, "positions[b1].rating"),
+    ("an expired option", book(position=1, expiry=0), 400, "positions[o1].expiry"),
+    ("a duplicate position id", book(position=2, id="b1"), 400, "positions[b1].id"),
+    ("tenors out of order", book(curves={"USD": {"tenors": [5, 1], "zero_rates": [0.04, 0.05]}}), 400, "curves.USD"),
+    ("an fx rate for the base currency", book(fx={"USD": 1.0, "EUR": 1.08}), 400, "portfolio.fx"),
+    ("a portfolio file that is not JSON",
+     {**GOOD, "model": {"name": "portfolio", "params": {"portfolio": "s3://{bucket}/inputs/book.txt"}}}, 400, "is not JSON"),
+    ("an empty sample", {**GOOD, "model": {"name": "portfolio", "params": {"portfolio": {"sample": {"positions": 0, "seed": 1}}}}},
+     400, "sample.positions"),
+]
+# (what, CLI arguments with {dir} for the spec folder, words on stderr)
+CLI = [
+    ("a spec file that does not exist", ["submit", "{dir}/missing.yaml"], "no such file"),
+    ("a spec that is not YAML", ["submit", "{dir}/broken.yaml"], "not valid YAML"),
+    ("a spec that is a list", ["submit", "{dir}/list.yaml"], "spec"),
+    ("a zero shard size in the spec", ["submit", "{dir}/zero.yaml"], "shard_size"),
+    ("a scenario file the server cannot read", ["submit", "{dir}/nofile.yaml"], "scenarios.uri"),
+    ("demo with no scenarios", ["demo", "--scenarios", "0"], "scenarios"),
+    ("demo with zero workers", ["demo", "--workers", "0"], "workers"),
+]
+
+
+@pytest.fixture(scope="module")
+def api(local_stack) -> Iterator[LocalApi]:  # noqa: ANN001
+    server = LocalApi(api_key=KEY).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def inputs(local_stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:  # noqa: ANN001
+    """The bad files, uploaded under inputs/ before anything is measured."""
+    bucket = local_stack.settings.bucket
+    names = load_model("portfolio", DEFAULT_MODEL_PARAMS).factors.names[:3]
+    rng = np.random.default_rng(1)
+    good = {"scenario_id": np.arange(ROWS), **{n: rng.normal(0, 0.01, ROWS) for n in names}}
+    tables = {
+        "good.parquet": good,
+        "no-id.parquet": {n: good[n] for n in names},
+        "nan.parquet": {**good, names[0]: np.where(np.arange(ROWS) == 7, np.nan, good[names[0]])},
+        "inf.parquet": {**good, names[1]: np.where(np.arange(ROWS) == 9, np.inf, good[names[1]])},
+        "text.parquet": {**good, names[2]: np.array(["up"] * ROWS)},
+        "unknown-factor.parquet": {**good, "rate.XXX.5": np.zeros(ROWS)},
+        "empty.parquet": {k: v[:0] for k, v in good.items()},
+    }
+    s3 = client("s3")
+    for name, columns in tables.items():
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table(columns), sink)
+        s3.put_object(Bucket=bucket, Key=f"inputs/{name}", Body=sink.getvalue().to_pybytes())
+    s3.put_object(Bucket=bucket, Key="inputs/corrupt.parquet", Body=b"PAR1" + os.urandom(2048))
+    s3.put_object(Bucket=bucket, Key="inputs/book.txt", Body=b"positions: [bond]")
+    specs = tmp_path_factory.mktemp("specs")
+    (specs / "broken.yaml").write_text("scenarios: {count: 10\nshard_size: [\n")
+    (specs / "list.yaml").write_text("- scenarios\n- workers\n")
+    (specs / "zero.yaml").write_text("scenarios: {count: 1000}\nshard_size: 0\n")
+    (specs / "nofile.yaml").write_text(f"scenarios: {{kind: file, uri: 's3://{bucket}/inputs/nowhere.parquet'}}\n")
+    return {"bucket": bucket, "specs": specs}
+
+
+def footprint(stack) -> dict[str, int]:  # noqa: ANN001
+    """What a run would leave: items, objects, work messages, executions. Taken once the
+    tracker's queue is drained, so that an event on its way is counted."""
+    settings = stack.settings
+    sqs = client("sqs")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        attrs = sqs.get_queue_attributes(QueueUrl=settings.tracker_queue_url, AttributeNames=["All"])["Attributes"]
+        if attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0":
+            break
+        time.sleep(0.2)
+    work = sqs.get_queue_attributes(QueueUrl=settings.work_queue_url, AttributeNames=["All"])["Attributes"]
+    return {
+        "runs": client("dynamodb").scan(TableName=settings.runs_table, Select="COUNT")["Count"],
+        "shards": client("dynamodb").scan(TableName=settings.shards_table, Select="COUNT")["Count"],
+        "objects": client("s3").list_objects_v2(Bucket=settings.bucket).get("KeyCount", 0),
+        "work_messages": int(work["ApproximateNumberOfMessages"]) + int(work["ApproximateNumberOfMessagesNotVisible"]),
+        "executions": len(client("stepfunctions").list_executions(stateMachineArn=settings.state_machine_arn)["executions"]),
+    }
+
+
+@pytest.fixture(scope="module")
+def quiet(local_stack, inputs) -> None:  # noqa: ANN001
+    """Runs of earlier tests finished: from here on the footprint moves only if a case leaks."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        items = client("dynamodb").scan(TableName=local_stack.settings.runs_table)["Items"]
+        if all(i["status"]["S"] in ("COMPLETE", "FAILED", "CANCELLED") for i in items):
+            return
+        time.sleep(0.5)
+
+
+HTTP_CASES = [("API", *c) for c in API] + [("scenario file", *c) for c in SCENARIO_FILES] + [("portfolio", *c) for c in PORTFOLIOS]
+
+
+@pytest.mark.parametrize(("edge", "what", "body", "status", "words"), HTTP_CASES, ids=[f"{c[0]}: {c[1]}" for c in HTTP_CASES])
+def test_bad_submissions_are_named_and_leave_nothing(
+    api: LocalApi, local_stack, inputs: dict, quiet: None, edge: str, what: str, body: Any, status: int, words: str  # noqa: ANN001
+) -> None:
+    if isinstance(body, dict):
+        body = json.dumps(body).replace("{bucket}", inputs["bucket"])
+    before = footprint(local_stack)
+    response = requests.post(api.url + "/runs", data=body, headers={"x-api-key": KEY}, timeout=30)
+    assert response.status_code == status, response.text
+    assert words in response.text, response.text
+    assert footprint(local_stack) == before
+
+
+@pytest.mark.parametrize(("what", "args", "words"), CLI, ids=[c[0] for c in CLI])
+def test_bad_cli_input_exits_2_naming_the_field_and_leaves_nothing(
+    api: LocalApi, local_stack, inputs: dict, quiet: None, what: str, args: list[str], words: str  # noqa: ANN001
+) -> None:
+    env = {**os.environ, "SCENGRID_API_URL": api.url, "SCENGRID_API_KEY": KEY}
+    before = footprint(local_stack)
+    done = subprocess.run(
+        [sys.executable, "-m", "scengrid.cli", *(a.replace("{dir}", str(inputs["specs"])) for a in args)],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert words in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert footprint(local_stack) == before
+
+
+
+def test_the_footprint_sees_a_run_that_was_accepted(api: LocalApi, local_stack, quiet: None) -> None:  # noqa: ANN001
+    """The control: a good submission moves the footprint the cases above keep still."""
+    before = footprint(local_stack)
+    response = requests.post(api.url + "/runs", json=GOOD, headers={"x-api-key": KEY}, timeout=30)
+    assert response.status_code == 202, response.text
+    deadline = time.monotonic() + 60
+    while footprint(local_stack)["runs"] == before["runs"]:
+        assert time.monotonic() < deadline, "the accepted run never reached the runs table"
+        time.sleep(0.2)
