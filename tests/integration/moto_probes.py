@@ -182,6 +182,9 @@ def cloudformation_skipped_resource_types() -> object:
         "Deployment": {"Type": "AWS::ApiGateway::Deployment", "DependsOn": "Method", "Properties": {"RestApiId": api}},
         "Stage": {"Type": "AWS::ApiGateway::Stage", "Properties": {"RestApiId": api, "DeploymentId": {"Ref": "Deployment"}, "StageName": "v1"}},
         "Account": {"Type": "AWS::ApiGateway::Account", "Properties": {"CloudWatchRoleArn": ROLE}},
+        "Database": {"Type": "AWS::Glue::Database", "Properties": {"CatalogId": "123456789012", "DatabaseInput": {"Name": "d"}}},
+        "Table": {"Type": "AWS::Glue::Table", "Properties": {"CatalogId": "123456789012", "DatabaseName": {"Ref": "Database"},
+                  "TableInput": {"Name": "t", "TableType": "EXTERNAL_TABLE"}}},
     }}
     with mock_aws():
         cfn = boto3.client("cloudformation", region_name=REGION)

@@ -28,9 +28,10 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
    (``KeyError: 'ServiceRole'``). The role is created in the emulator, as AWS does on first
    use, and named in a copy of the template.
 9. ``unmodelled_resource_types``: moto's CloudFormation skips some resource types without
-   failing (bucket and queue policies, API Gateway stages, models, request validators and
-   the account setting). Provisioning accepts a skipped resource only if its type is in
-   ``UNMODELLED_RESOURCE_TYPES``, none of which the local runtime uses.
+   failing (bucket and queue policies, API Gateway stages, models, request validators, the
+   account setting, and the Glue database and table of the Athena results). Provisioning
+   accepts a skipped resource only if its type is in ``UNMODELLED_RESOURCE_TYPES``, none of
+   which the local runtime uses.
 10. ``sfn_mock_config``: moto ships Step Functions Local's mocked-integration machinery but
    its MockConfigFile loader is stubbed out and executions never receive a test case.
    ``use_sfn_mock_config`` loads a MockConfigFile (the AWS format); an execution started on
@@ -292,6 +293,8 @@ UNMODELLED_RESOURCE_TYPES = frozenset(
         "AWS::ApiGateway::Model",
         "AWS::ApiGateway::RequestValidator",
         "AWS::ApiGateway::Stage",
+        "AWS::Glue::Database",  # results as SQL: Athena on AWS, DuckDB locally (scengrid results --sql)
+        "AWS::Glue::Table",
     }
 )
 
