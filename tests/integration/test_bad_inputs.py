@@ -24,22 +24,11 @@ from scengrid.aws import client
 from scengrid.local.http_api import LocalApi
 from scengrid.models import load_model
 from scengrid.spec import DEFAULT_MODEL_PARAMS
+from tests.portfolio_data import GOOD as BOOK
 
 KEY = "bad-input-key"
 GOOD = {"scenarios": {"count": 2000, "seed": 3}, "shard_size": 1000, "workers": 1}
 ROWS = 500
-BOOK = {
-    "base_currency": "USD",
-    "curves": {"USD": {"tenors": [1, 5, 10], "zero_rates": [0.04, 0.042, 0.045]}},
-    "spreads": {"AAA": 0.004, "BBB": 0.016},
-    "equities": {"SPX": {"spot": 5000, "vol": 0.18, "dividend_yield": 0.015, "currency": "USD"}},
-    "fx": {"EUR": 1.08},
-    "positions": [
-        {"id": "b1", "type": "bond", "currency": "USD", "notional": 1e6, "coupon": 0.045, "frequency": 2, "maturity": 7.0, "rating": "BBB"},
-        {"id": "o1", "type": "option", "underlying": "SPX", "kind": "call", "strike": 5100, "expiry": 0.5, "quantity": 10},
-        {"id": "f1", "type": "fx", "currency": "EUR", "amount": 1e6},
-    ],
-}
 
 
 def book(**changes: Any) -> dict:
@@ -90,8 +79,8 @@ SCENARIO_FILES = [
 PORTFOLIOS = [
     ("a negative notional", book(position=0, notional=-1e6), 400, "positions[b1].notional"),
     ("an unknown rating", book(position=0, rating="CCC"), 400, "positions[b1].rating"),
-    ("an expired option", book(position=1, expiry=0), 400, "positions[o1].expiry"),
-    ("a duplicate position id", book(position=2, id="b1"), 400, "positions[b1].id"),
+    ("an expired option", book(position=2, expiry=0), 400, "positions[o1].expiry"),
+    ("a duplicate position id", book(position=3, id="b1"), 400, "positions[b1].id"),
     ("tenors out of order", book(curves={"USD": {"tenors": [5, 1], "zero_rates": [0.04, 0.05]}}), 400, "curves.USD"),
     ("an fx rate for the base currency", book(fx={"USD": 1.0, "EUR": 1.08}), 400, "portfolio.fx"),
     ("a portfolio file that is not JSON",
