@@ -1,7 +1,11 @@
 """The one place that makes boto3 clients: endpoint, region, retry policy and the chaos seam.
 
 Retries are botocore's standard mode (exponential backoff with full jitter) on throttling,
-5xx and transient network errors; other errors surface at once."""
+5xx and transient network errors; other errors surface at once.
+
+Every client of a process comes from one boto3 session: the session caches the service
+models, endpoints and partitions it has loaded, so the second service's client costs tens of
+milliseconds instead of hundreds."""
 
 from __future__ import annotations
 
@@ -16,22 +20,35 @@ from scengrid.settings import get_settings
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=32)
 _lock = threading.Lock()
 _clients: dict[tuple[str, str | None, str], Any] = {}
+_session: boto3.session.Session | None = None
+
+
+def session() -> boto3.session.Session:
+    """This process's boto3 session (credentials are resolved at its first client)."""
+    global _session
+    with _lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session
 
 
 def client(service: str) -> Any:
-    """A cached client for ``service`` configured from the settings.
+    """A cached client for ``service`` configured from the settings (Lambda's endpoint may be its
+    own, ``SCENGRID_LAMBDA_ENDPOINT_URL``: locally, the invoke endpoint that runs the handlers).
 
     Clients are thread safe; they are cached per process (a forked child makes its own).
     """
     settings = get_settings()
-    key = (service, settings.endpoint_url, settings.region)
+    endpoint_url = settings.lambda_endpoint_url if service == "lambda" and settings.lambda_endpoint_url else settings.endpoint_url
+    key = (service, endpoint_url, settings.region)
+    shared = session()
     with _lock:
         found = _clients.get(key)
         if found is None:
-            found = boto3.session.Session().client(
+            found = shared.client(
                 service,
                 region_name=settings.region,
-                endpoint_url=settings.endpoint_url,
+                endpoint_url=endpoint_url,
                 config=_RETRIES,
             )
             if settings.chaos_dir:
@@ -43,6 +60,9 @@ def client(service: str) -> Any:
 
 
 def reset_clients() -> None:
-    """Forget cached clients (after the settings changed, or in a forked child)."""
+    """Forget cached clients and the session's credentials (after the settings changed, or
+    in a forked child)."""
+    global _session
     with _lock:
         _clients.clear()
+        _session = None

@@ -43,11 +43,17 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
    carries on, so the Map succeeds whatever fails inside it. As on AWS, a Map Run whose
    failed items exceed ToleratedFailureCount / ToleratedFailurePercentage (0 by default)
    now fails with ``States.ExceedToleratedFailureThreshold``, which the Map's Catch sees.
+12. ``lambda_invoke_runs_no_code``: moto's Lambda runs a function's code only in Docker.
+   Without a Docker engine an Invoke answers a "Handled" function error ("error running
+   docker"), and with ``{"lambda": {"use_docker": False}}`` it echoes the payload back; either
+   way no handler runs. The local stack serves Lambda Invoke itself, with the real handlers
+   (local/lambda_endpoint.py), and points the Lambda client at it (``SCENGRID_LAMBDA_ENDPOINT_URL``).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import ipaddress
 import json
 import threading
@@ -83,7 +89,9 @@ _runner: JobRunner | None = None
 
 
 # ---------------------------------------------------------------- 1. batch_parameter_casing
+@functools.lru_cache(maxsize=None)
 def _batch_operation(action: str):  # botocore OperationModel
+    """Looked up once per action: a client is built only to read Batch's service model."""
     client = boto3.session.Session().client("batch", region_name="us-east-1")
     api_name = client.meta.method_to_api_mapping.get(action, action[:1].upper() + action[1:])
     return client.meta.service_model.operation_model(api_name)
