@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     chaos_duplicate_rate: float = Field(0.05, ge=0, le=1, description="share of events put twice")
     chaos_poison_shards: str = Field("", description="comma-separated shard ids whose evaluation fails (fault drills)")
     collate_wait_s: float = Field(120.0, gt=0, description="how long the collator waits for the tracker")
+    model_uri: str = Field("", description="the PD model: s3://bucket/key (SHA-256 in its metadata) or a baked-in file path")
+    model_check_s: float = Field(30.0, ge=0, description="how often a loaded S3 model checks for a new version (a HEAD); 0 = every call")
+    model_cache_dir: str = Field("/tmp/scengrid-models", description="where downloaded models are kept, by SHA-256")
+    inference_function: str = Field("", description="the inference Lambda the workers invoke for PDs (credit overlay, mode lambda)")
+    lambda_endpoint_url: str | None = Field(None, description="Lambda endpoint override (the local invoke endpoint)")
+    pd_model_file: str | None = Field(None, description="local stack: the trained PD model it publishes (default build/models/pd.onnx)")
 
     @property
     def backend(self) -> Literal["local", "aws"]:
