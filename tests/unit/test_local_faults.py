@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 
@@ -41,10 +42,36 @@ def job(index: int, command: str = "services.worker.main") -> LocalJob:
     )
 
 
+class FakeProcess:
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    def poll(self) -> int | None:
+        return None
+
+    def send_signal(self, sig: int) -> None:
+        self.signals.append(sig)
+
+
 def test_about_a_fifth_of_workers_are_interrupted_with_both_signals() -> None:
-    killer = WorkerKiller(seed=3, workers=20)
-    planned = [i for i in range(20) if killer(job(i), 1) is not None]
-    assert len(planned) == 4
-    assert {kind for kind, _ in killer._plan.values()} == {signal.SIGTERM, signal.SIGKILL}
+    killer = WorkerKiller(seed=3, workers=20, earliest_s=0.0, latest_s=0.0)
+    processes = [FakeProcess() for _ in range(20)]
+    reasons = [interrupt(p) for interrupt, p in zip([killer(job(i), 1) for i in range(20)], processes)]
+    hit = [p.signals for p in processes if p.signals]
+    assert killer.victims == 4 and len(hit) == 4
+    assert sorted(s for signals in hit for s in signals) == sorted([signal.SIGTERM, signal.SIGTERM, signal.SIGKILL, signal.SIGKILL])
+    assert reasons.count(SPOT_RECLAIM_REASON) == 2  # a SIGKILL reads as the host gone
     assert all(killer(job(i), 2) is None for i in range(20))  # only first attempts
-    assert killer(job(planned[0], "services.collator.main"), 1) is None  # only workers
+    assert killer(job(0, "services.collator.main"), 1) is None  # only workers
+
+
+def test_a_worker_is_hit_at_its_moment_and_only_while_running() -> None:
+    killer = WorkerKiller(seed=1, workers=2, earliest_s=0.2, latest_s=0.2)
+    early, ended = FakeProcess(), FakeProcess()
+    interrupt = killer(job(0), 1)
+    assert interrupt is not None and interrupt(early) == "" and early.signals == []  # not yet
+    ended.poll = lambda: 0  # type: ignore[method-assign]
+    late = killer(job(1), 1)
+    time.sleep(0.25)
+    assert late is not None and late(ended) == "" and ended.signals == []  # already finished
+    assert interrupt(early) == "" and early.signals == [signal.SIGTERM]

@@ -1,6 +1,7 @@
 """Runs Batch jobs as local processes: the job's real command, the environment AWS Batch
 sets, concurrency bounded by the cores, the job definition's retry strategy, and the real
-exit status."""
+exit status. With a JobForker, ``python -m`` commands start as forks of a warm interpreter
+(local/forked_jobs.py) instead of new ones."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from scengrid.local.forked_jobs import JobForker, JobProcess, module_of
 from scengrid.local.moto_gaps import LocalJob
 
-POLL_S = 0.2
+POLL_S = 0.05  # how often a running job is checked for TerminateJob and chaos interrupts
 # What AWS Batch reports when the host of a Spot task is reclaimed.
 SPOT_RECLAIM_REASON = "Host EC2 (instance i-local) terminated."
 
@@ -28,9 +30,11 @@ class Attempt:
     status_reason: str = ""  # set when the host went away (a Spot reclaim)
 
 
+# A job's process, started either way.
+Process = subprocess.Popen | JobProcess
 # Decides, for one attempt of a job, whether and how to interrupt it: returns a callable that
 # receives the process and the attempt number (it may signal the process), or None.
-Interrupter = Callable[[LocalJob, int], Callable[[subprocess.Popen], str] | None]
+Interrupter = Callable[[LocalJob, int], Callable[[Process], str] | None]
 
 
 def retry_decision(strategy: dict[str, Any], attempt: Attempt) -> str:
@@ -72,6 +76,7 @@ class LocalBatchRunner:
     host_env: dict[str, str]
     log_dir: Path
     interrupter: Interrupter | None = None
+    forker: JobForker | None = None
     outcomes: list[JobOutcome] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -106,7 +111,7 @@ class LocalBatchRunner:
             with log.open("ab") as out:
                 out.write(f"--- attempt {number}\n".encode())
                 out.flush()
-                proc = subprocess.Popen(self._command(job.command), env=env, stdout=out, stderr=subprocess.STDOUT)
+                proc = self._start(self._command(job.command), env, out, log)
                 interrupt = self.interrupter(job, number) if self.interrupter else None
                 reason = ""
                 while True:
@@ -120,6 +125,18 @@ class LocalBatchRunner:
                         elif interrupt is not None:
                             reason = interrupt(proc) or reason
         return Attempt(code, reason)
+
+    def _start(self, command: list[str], env: dict[str, str], out: IO[bytes], log: Path) -> Process:
+        if self.forker is not None and module_of(command) is not None:
+            try:
+                return self.forker.start(command, env, log)
+            except RuntimeError:  # the template is gone: start the interpreter afresh
+                self.forker = None
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def close(self) -> None:
+        if self.forker is not None:
+            self.forker.close()
 
     def retried_attempts(self) -> int:
         """Attempts beyond the first, over every finished job."""

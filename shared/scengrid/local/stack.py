@@ -12,6 +12,7 @@ from pathlib import Path
 from scengrid.aws import client
 from scengrid.local.batch_runner import LocalBatchRunner
 from scengrid.local.emulator import Emulator
+from scengrid.local.forked_jobs import JobForker
 from scengrid.local.moto_gaps import install, retarget_state_machine_rules
 from scengrid.local.pollers import QueuePoller, launch_poller, tracker_poller
 from scengrid.local.provision import provision
@@ -93,6 +94,17 @@ class LocalStack:
     def __enter__(self) -> LocalStack:
         started = time.perf_counter()
         use_local_environment()
+        forker = JobForker(dict(os.environ))  # imports the jobs' libraries while the stack is provisioned
+        try:
+            self._start(forker)
+            forker.wait_ready()
+        except BaseException:
+            forker.close()
+            raise
+        self.startup_s = time.perf_counter() - started
+        return self
+
+    def _start(self, forker: JobForker) -> None:
         self.emulator.start()
         settings, launch_url = provision_stack(self.emulator.url, self.emulator.set_state_machine_execution)
         # in-process services (the tracker) log to a file; job processes log to their own files
@@ -102,11 +114,9 @@ class LocalStack:
             self.chaos_dir.mkdir(parents=True, exist_ok=True)
         self.settings = settings.model_copy(update=local)
         use_settings(self.settings)
-        self.runner = LocalBatchRunner(self.job_slots, job_environment(self.settings), self.work_dir / "jobs")
+        self.runner = LocalBatchRunner(self.job_slots, job_environment(self.settings), self.work_dir / "jobs", forker=forker)
         install(self.runner)
         self._pollers = start_pollers(self.settings, launch_url, self.execute_runs)
-        self.startup_s = time.perf_counter() - started
-        return self
 
     def _stop_executions(self) -> None:
         """Runs still in flight end ABORTED, rather than failing against a stopped emulator."""
@@ -134,4 +144,6 @@ class LocalStack:
             poller.stop()
         for poller in self._pollers:
             poller.join(timeout=5)
+        if self.runner is not None:
+            self.runner.close()
         self.emulator.stop()

@@ -15,6 +15,7 @@ from typing import Any
 
 from scengrid.local.batch_runner import LocalBatchRunner
 from scengrid.local.emulator import Emulator, set_state_machine_execution
+from scengrid.local.forked_jobs import JobForker
 from scengrid.local.http_api import LocalApi
 from scengrid.local.moto_gaps import install
 from scengrid.local.pollers import launch_poller, tracker_poller
@@ -50,9 +51,11 @@ def serve_emulator(host: str, port: int, work_dir: Path) -> None:
     job_env = job_environment(
         Settings(endpoint_url=emulator.url, region=REGION, visibility_timeout_s=LOCAL_VISIBILITY_TIMEOUT_S)
     )
-    install(LocalBatchRunner(cpu_count(), job_env, work_dir / "jobs"))
+    runner = LocalBatchRunner(cpu_count(), job_env, work_dir / "jobs", forker=JobForker(dict(os.environ)))
+    install(runner)
     print(f"emulator on {host}:{port}; Batch job logs in {work_dir / 'jobs'}", flush=True)
     _wait_for_stop()
+    runner.close()
     emulator.stop()
 
 
