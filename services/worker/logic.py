@@ -26,7 +26,6 @@ from services.worker.heartbeat import VisibilityHeartbeat
 
 logger = service_logger("worker")
 metrics = service_metrics("worker")
-RECEIVE_WAIT_S = 1
 
 
 @dataclass
@@ -68,19 +67,17 @@ class Worker:
         return int(attrs["ApproximateNumberOfMessages"]) == 0 and int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0
 
     def run(self) -> WorkerReport:
+        """Take shards until the queue was seen drained (nothing visible, nothing in flight) on
+        ``worker_idle_polls`` empty looks in a row: a shard in flight elsewhere may come back."""
         idle = 0
         while not self._stop:
-            messages = self.sqs.receive_message(
-                QueueUrl=self.settings.work_queue_url,
-                MaxNumberOfMessages=1,
-                WaitTimeSeconds=RECEIVE_WAIT_S,
-                VisibilityTimeout=self.settings.visibility_timeout_s,
-                MessageSystemAttributeNames=["ApproximateReceiveCount"],
-            ).get("Messages", [])
+            messages = self._receive()
             if not messages:
                 idle = idle + 1 if self._drained() else 0
                 if idle >= self.settings.worker_idle_polls:
                     break
+                if self.settings.worker_poll_s < 1:  # a short poll: pause before the next look
+                    time.sleep(self.settings.worker_poll_s)
                 continue
             idle = 0
             for message in messages:
@@ -89,6 +86,15 @@ class Worker:
                 ):
                     self.process(message)
         return self.report
+
+    def _receive(self) -> list[dict[str, Any]]:
+        return self.sqs.receive_message(
+            QueueUrl=self.settings.work_queue_url,
+            MaxNumberOfMessages=1,
+            WaitTimeSeconds=int(self.settings.worker_poll_s),
+            VisibilityTimeout=self.settings.visibility_timeout_s,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        ).get("Messages", [])
 
     def process(self, message: dict[str, Any]) -> None:
         work = ShardWork.model_validate_json(message["Body"])

@@ -30,7 +30,11 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(
         60, ge=5, le=43_200, description="how long a shard stays hidden from other workers without a heartbeat"
     )
-    worker_idle_polls: int = Field(2, ge=1, description="empty receives in a row before a worker stops")
+    worker_idle_polls: int = Field(2, ge=1, description="empty receives in a row, the queue drained, before a worker stops")
+    worker_poll_s: float = Field(
+        1.0, gt=0, le=20, description="an idle worker's look at the work queue: a long poll of this many whole seconds, "
+        "or below 1 a short poll followed by a pause this long (the local emulator's queue answers at once)"
+    )
     log_file: str | None = Field(None, description="write service logs to this file instead of stdout")
     chaos_dir: str | None = Field(None, description="local chaos runs: inject faults and log them here")
     chaos_seed: int = Field(0, description="seed of the injected faults")

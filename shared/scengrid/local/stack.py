@@ -60,6 +60,10 @@ def job_environment(settings: Settings) -> dict[str, str]:
         "POWERTOOLS_METRICS_DISABLED": "false",
         # one model process per worker: the local workers already share the cores
         "SCENGRID_WORKER_PROCESSES": "1",
+        # the emulator's queue counts are exact and it answers at once: a worker stops as soon
+        # as it sees the queue drained, and looks again every 0.1 s while shards are in flight
+        "SCENGRID_WORKER_IDLE_POLLS": "1",
+        "SCENGRID_WORKER_POLL_S": "0.1",
     }
 
 
