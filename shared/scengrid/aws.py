@@ -33,14 +33,12 @@ def session() -> boto3.session.Session:
 
 
 def client(service: str) -> Any:
-    """A cached client for ``service`` configured from the settings (Lambda's endpoint may be its
-    own, ``SCENGRID_LAMBDA_ENDPOINT_URL``: locally, the invoke endpoint that runs the handlers).
+    """A cached client for ``service`` configured from the settings.
 
     Clients are thread safe; they are cached per process (a forked child makes its own).
     """
     settings = get_settings()
-    endpoint_url = settings.lambda_endpoint_url if service == "lambda" and settings.lambda_endpoint_url else settings.endpoint_url
-    key = (service, endpoint_url, settings.region)
+    key = (service, settings.endpoint_url, settings.region)
     shared = session()
     with _lock:
         found = _clients.get(key)
@@ -48,7 +46,7 @@ def client(service: str) -> Any:
             found = shared.client(
                 service,
                 region_name=settings.region,
-                endpoint_url=endpoint_url,
+                endpoint_url=settings.endpoint_url,
                 config=_RETRIES,
             )
             if settings.chaos_dir:

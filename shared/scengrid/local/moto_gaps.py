@@ -43,11 +43,6 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
    carries on, so the Map succeeds whatever fails inside it. As on AWS, a Map Run whose
    failed items exceed ToleratedFailureCount / ToleratedFailurePercentage (0 by default)
    now fails with ``States.ExceedToleratedFailureThreshold``, which the Map's Catch sees.
-12. ``lambda_invoke_runs_no_code``: moto's Lambda runs a function's code only in Docker.
-   Without a Docker engine an Invoke answers a "Handled" function error ("error running
-   docker"), and with ``{"lambda": {"use_docker": False}}`` it echoes the payload back; either
-   way no handler runs. The local stack serves Lambda Invoke itself, with the real handlers
-   (local/lambda_endpoint.py), and points the Lambda client at it (``SCENGRID_LAMBDA_ENDPOINT_URL``).
 """
 
 from __future__ import annotations
