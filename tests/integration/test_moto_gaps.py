@@ -184,3 +184,29 @@ def test_a_distributed_map_fails_past_its_failure_threshold(local_stack, tolerat
     assert described["status"] == status
     if status == "FAILED":
         assert described["error"] == "States.ExceedToleratedFailureThreshold"
+
+
+def test_hole_sync_tasks_look_at_their_job_every_half_second() -> None:
+    import inspect
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback as sync
+
+    assert sync._DELAY_SECONDS_SYNC_CONDITION_CHECK == 0.5
+    assert "time.sleep(_DELAY_SECONDS_SYNC_CONDITION_CHECK)" in inspect.getsource(sync.StateTaskServiceCallback._eval_sync)
+
+
+def test_a_stopping_job_wakes_the_sync_tasks(local_stack) -> None:  # noqa: ANN001
+    import threading
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback as sync
+
+    from scengrid.local.moto_gaps import SleepUntilAJobStops, _notify_job_stopped
+
+    assert isinstance(sync.time, SleepUntilAJobStops) and sync.time.monotonic is time.monotonic
+    sleeper = threading.Thread(target=sync.time.sleep, args=(60,), daemon=True)
+    sleeper.start()
+    deadline = time.monotonic() + 10
+    while sleeper.is_alive() and time.monotonic() < deadline:  # a job stops (again, until the sleeper listens)
+        _notify_job_stopped()
+        sleeper.join(0.05)
+    assert not sleeper.is_alive()

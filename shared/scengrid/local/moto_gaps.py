@@ -43,6 +43,9 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
    carries on, so the Map succeeds whatever fails inside it. As on AWS, a Map Run whose
    failed items exceed ToleratedFailureCount / ToleratedFailurePercentage (0 by default)
    now fails with ``States.ExceedToleratedFailureThreshold``, which the Map's Catch sees.
+13. ``sync_task_wake_up``: moto's ``.sync`` task states look at their Batch job every 0.5 s
+   (a plain sleep), so each stage of a run ended up to half a second after its job. The
+   sleep now also ends when a local job stops, and the state sees the job's end at once.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ import functools
 import ipaddress
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,8 +164,37 @@ def _patch_batch_jobs_as_processes() -> None:
         except Exception as exc:  # a job must never hang SUBMITTED: fail it, say why
             self.job_stopped_reason = f"local runner: {type(exc).__name__}: {exc}"
             self._mark_stopped(success=False)
+        _notify_job_stopped()
 
     Job.run = run
+
+
+# ---------------------------------------------------------------- 13. sync_task_wake_up
+_job_stopped = threading.Condition()
+
+
+def _notify_job_stopped() -> None:
+    with _job_stopped:
+        _job_stopped.notify_all()
+
+
+class SleepUntilAJobStops:
+    """Stands in for the ``time`` module in moto's ``.sync`` loop: its sleep also ends when a
+    local Batch job stops (every other attribute is the real module's)."""
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        with _job_stopped:
+            _job_stopped.wait(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def _patch_sync_task_wake_up() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+
+    state_task_service_callback.time = SleepUntilAJobStops()
 
 
 # ---------------------------------------------------------------- 3. job_description
@@ -493,7 +526,7 @@ def _patch_distributed_map_failure_threshold() -> None:
 
 
 def install(runner: JobRunner) -> None:
-    """Apply the in-process patches (1–3, 11) once; ``runner`` runs each Batch job."""
+    """Apply the in-process patches (1–3, 11, 13) once; ``runner`` runs each Batch job."""
     global _installed, _runner
     with _install_lock:
         _runner = runner
@@ -503,4 +536,5 @@ def install(runner: JobRunner) -> None:
         _patch_batch_jobs_as_processes()
         _patch_job_description()
         _patch_distributed_map_failure_threshold()
+        _patch_sync_task_wake_up()
         _installed = True
