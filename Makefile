@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help venv demo test test-fast lint schemas bench clean
+.PHONY: help venv demo test test-fast lint schemas bench clean model
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,8 +42,11 @@ bench: venv ## benchmarks (JSON on stdout); syncs the bench group (Dask, Ray, Li
 	$(UV) run --frozen --group bench python tests/bench/bench_kernel.py
 	$(UV) run --frozen --group bench python tests/bench/bench_pipeline.py --json
 
-clean: ## remove the virtualenvs and local results
-	rm -rf $(VENV) $(TOOLS) runs .pytest_cache
+model: venv ## train the PD model into build/models/ (LARGE=1: the >= 100 MB variant, pd-large.onnx)
+	$(RUN) python -m scengrid.inference.train --out build/models $(if $(LARGE),--large,)
+
+clean: ## remove the virtualenvs, local results and trained models
+	rm -rf $(VENV) $(TOOLS) runs build .pytest_cache
 
 .PHONY: deploy teardown
 

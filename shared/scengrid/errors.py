@@ -55,3 +55,25 @@ class IncompleteRun(ScengridError):
         lines = [f"shard {shard}: {problem}" for shard, problem in problems.items()]
         shown = "; ".join(lines[:10]) + (f"; … {len(lines) - 10} more" if len(lines) > 10 else "")
         super().__init__(f"run {run_id} cannot be collated: {shown}")
+
+
+class ModelUnavailable(ScengridError):
+    """The PD model cannot serve: it is missing, fails its checksum, or does not fit the
+    feature contract. The message names the model's URI and what to fix."""
+
+    def __init__(self, uri: str, problem: str) -> None:
+        self.uri = uri
+        self.problem = problem
+        super().__init__(f"PD model {uri}: {problem}")
+
+
+class ModelNotFound(ModelUnavailable):
+    pass
+
+
+class ModelChecksumMismatch(ModelUnavailable):
+    pass
+
+
+class ModelInvalid(ModelUnavailable):
+    pass

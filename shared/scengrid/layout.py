@@ -42,3 +42,8 @@ def histogram_key(run_id: str) -> str:
 
 def s3_uri(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
+
+
+def pd_model_key() -> str:
+    """The PD model the inference function serves (its SHA-256 in the object's metadata)."""
+    return "models/pd.onnx"
