@@ -20,8 +20,8 @@ def small_pd_model(tmp_path_factory: pytest.TempPathFactory) -> "TrainedModel": 
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalStack"]:  # noqa: F821
+def local_stack(tmp_path_factory: pytest.TempPathFactory, small_pd_model) -> Iterator["LocalStack"]:  # noqa: ANN001, F821
     from scengrid.local.stack import LocalStack
 
-    with LocalStack(work_dir=tmp_path_factory.mktemp("stack")) as stack:
+    with LocalStack(work_dir=tmp_path_factory.mktemp("stack"), pd_model=small_pd_model.path) as stack:
         yield stack

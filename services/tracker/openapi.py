@@ -1,4 +1,6 @@
-"""Write (``--write``) or check infra/openapi.json, the API's OpenAPI spec."""
+"""Write (``--write``) or check infra/openapi.json, the API's OpenAPI spec: the routes of this
+API's resolver, and ``POST /predict``, which API Gateway sends to the inference function (its
+request and response are the shared contract's, scengrid.inference.contract)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,50 @@ import json
 import sys
 from pathlib import Path
 
+from scengrid.inference.contract import PredictResponse, request_schema
+
 from services.tracker.api import app
 
 SPEC_FILE = Path(__file__).resolve().parents[2] / "infra" / "openapi.json"
+REF = "#/components/schemas/{model}"
+PREDICT_ERROR = {
+    "title": "PredictError",
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
+    "required": ["error"],
+}
+
+
+def _json(schema_ref: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": schema_ref}}}}
+
+
+def add_predict(spec: dict) -> None:
+    """``POST /predict`` and its schemas, from the inference contract."""
+    schemas = spec["components"]["schemas"]
+    request = request_schema(REF)
+    response = PredictResponse.model_json_schema(ref_template=REF)
+    for found in (request, response):
+        schemas.update(found.pop("$defs", {}))
+    schemas.update({"PredictRequest": request, "PredictResponse": response, "PredictError": PREDICT_ERROR})
+    error = "#/components/schemas/PredictError"
+    spec["paths"]["/predict"] = {"post": {
+        "operationId": "predict",
+        "summary": "Probabilities of default from the PD model (the inference function)",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
+        "responses": {
+            "200": _json("#/components/schemas/PredictResponse", "predictions and the model's version"),
+            "400": _json(error, "a bad request; field names the first problem"),
+            "413": _json(error, "the request is over Lambda's 6 MB"),
+            "415": _json(error, "the body is not JSON"),
+            "503": _json(error, "the model cannot be loaded; error says why"),
+        },
+    }}
 
 
 def openapi_text() -> str:
     spec = json.loads(app.get_openapi_json_schema(title="scengrid", version="1.0.0", description="scengrid runs API"))
+    add_predict(spec)
     spec["components"]["securitySchemes"] = {"apiKey": {"type": "apiKey", "name": "x-api-key", "in": "header"}}
     spec["security"] = [{"apiKey": []}]
     return json.dumps(spec, indent=2, sort_keys=True) + "\n"

@@ -37,8 +37,20 @@ def client(service: str) -> Any:
 
     Clients are thread safe; they are cached per process (a forked child makes its own).
     """
+    return _client(service, get_settings().endpoint_url)
+
+
+def lambda_invoker() -> Any:
+    """The Lambda client that invokes functions: at ``SCENGRID_LAMBDA_ENDPOINT_URL`` when it is
+    set (locally, the invoke endpoint that runs the real handlers; the rest of Lambda's API
+    stays with the emulator), else the same as ``client("lambda")``."""
     settings = get_settings()
-    key = (service, settings.endpoint_url, settings.region)
+    return _client("lambda", settings.lambda_endpoint_url or settings.endpoint_url)
+
+
+def _client(service: str, endpoint_url: str | None) -> Any:
+    settings = get_settings()
+    key = (service, endpoint_url, settings.region)
     shared = session()
     with _lock:
         found = _clients.get(key)
@@ -46,7 +58,7 @@ def client(service: str) -> Any:
             found = shared.client(
                 service,
                 region_name=settings.region,
-                endpoint_url=settings.endpoint_url,
+                endpoint_url=endpoint_url,
                 config=_RETRIES,
             )
             if settings.chaos_dir:

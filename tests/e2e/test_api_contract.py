@@ -1,10 +1,12 @@
 """The API against its own OpenAPI spec, with generated requests (schemathesis): no 5xx, and
 every response matches the schema. The stack accepts and tracks runs but never starts them,
-so generated specs of any size are safe to submit."""
+so generated specs of any size are safe to submit; it serves POST /predict with the small PD
+model."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,10 +25,11 @@ MAX_EXAMPLES = 25
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def api(tmp_path_factory: pytest.TempPathFactory, small_pd_model) -> Iterator[dict]:  # noqa: ANN001
     cwd = tmp_path_factory.mktemp("contract")
     cli = [sys.executable, "-m", "scengrid.cli", "local"]
-    subprocess.run([*cli, "up", "--detach", "--no-runs"], cwd=cwd, check=True, capture_output=True, timeout=180)
+    env = {**os.environ, "SCENGRID_PD_MODEL_FILE": str(small_pd_model.path)}
+    subprocess.run([*cli, "up", "--detach", "--no-runs"], cwd=cwd, env=env, check=True, capture_output=True, timeout=180)
     try:
         yield json.loads((cwd / ".scengrid" / "local.json").read_text())
     finally:

@@ -246,6 +246,33 @@ def distributed_map_with_a_failed_item() -> object:
         return {"status": described["status"], "error": described.get("error")}
 
 
+def _invoke_a_zip_function(config: dict | None) -> object:
+    import io
+    import zipfile
+
+    with mock_aws(config=config) if config else mock_aws():
+        role = boto3.client("iam", region_name=REGION).create_role(RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("app.py", "def handler(event, context):\n    return {'answered': 42}\n")
+        lam = boto3.client("lambda", region_name=REGION)
+        lam.create_function(FunctionName="f", Runtime="python3.12", Role=role, Handler="app.handler", Code={"ZipFile": code.getvalue()})
+        response = lam.invoke(FunctionName="f", Payload=json.dumps({"asked": 1}).encode())
+        return {"function_error": response.get("FunctionError"), "payload": response["Payload"].read().decode()}
+
+
+@probe
+def lambda_invoke_without_docker() -> object:
+    """No Docker engine: the invoke is a "Handled" function error; the handler never runs."""
+    return _invoke_a_zip_function(None)
+
+
+@probe
+def lambda_invoke_with_docker_off() -> object:
+    """``use_docker`` off: the payload comes back as it went in; the handler never runs."""
+    return _invoke_a_zip_function({"lambda": {"use_docker": False}})
+
+
 def main() -> None:
     results = {}
     for name, fn in PROBES.items():

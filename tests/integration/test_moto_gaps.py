@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scengrid.aws import client
+from scengrid.aws import client, lambda_invoker
 from scengrid.local.moto_gaps import (
     UNMODELLED_RESOURCE_TYPES,
     evaluate_cidr_functions,
@@ -184,6 +184,20 @@ def test_a_distributed_map_fails_past_its_failure_threshold(local_stack, tolerat
     assert described["status"] == status
     if status == "FAILED":
         assert described["error"] == "States.ExceedToleratedFailureThreshold"
+
+
+def test_hole_lambda_invoke_runs_no_handler(plain_moto: dict) -> None:
+    without, off = plain_moto["lambda_invoke_without_docker"], plain_moto["lambda_invoke_with_docker_off"]
+    assert without["function_error"] == "Handled" and "docker" in without["payload"].lower()
+    assert off["function_error"] is None and json.loads(off["payload"]) == {"asked": 1}
+    assert "answered" not in without["payload"] + off["payload"]
+
+
+def test_lambda_invoke_reaches_the_real_handler_locally(local_stack) -> None:  # noqa: ANN001
+    response = lambda_invoker().invoke(FunctionName=local_stack.settings.inference_function, Payload=b'{"rows": [[0, 0, 0, 4]]}')
+    body = json.loads(response["Payload"].read())
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "InvalidInput" and body["errorMessage"].startswith("rows[0]: 4 features given")
 
 
 def test_hole_sync_tasks_look_at_their_job_every_half_second() -> None:

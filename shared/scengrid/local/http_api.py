@@ -1,5 +1,6 @@
 """The local API endpoint: HTTP on a loopback port, turned into the API Gateway (REST, proxy)
-events the API Lambda receives on AWS, with API Gateway's API-key check in front."""
+events the API Lambda receives on AWS, with API Gateway's API-key check in front.
+``POST /predict`` goes to the inference Lambda's handler, as the template routes it."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import traceback
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from scengrid.local.emulator import LOOPBACK, free_port
 from scengrid.local.pollers import LambdaContext, load_handler
 
 API_HANDLER = "services.tracker.api.lambda_handler"
+PREDICT_PATH = "/predict"
+PREDICT_HANDLER = "services.inference.handler.lambda_handler"
 API_KEY_HEADER = "x-api-key"
 
 
@@ -45,7 +48,37 @@ def proxy_event(method: str, url: str, headers: dict[str, str], body: str | None
     }
 
 
-class LocalApi:
+def send_reply(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:
+    """One HTTP response: the status, the headers, Content-Length and the body."""
+    request.send_response(status)
+    for name, value in headers.items():
+        request.send_header(name, value)
+    request.send_header("Content-Length", str(len(body)))
+    request.end_headers()
+    request.wfile.write(body)
+
+
+class LoopbackServer:
+    """A ThreadingHTTPServer (``_server``) served by a daemon thread (``_thread``) on ``port``."""
+
+    port: int
+    _server: ThreadingHTTPServer
+    _thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class LocalApi(LoopbackServer):
     """Serves the API Lambda on ``http://127.0.0.1:<port>``; requests need ``x-api-key``:
     401 without it, 403 with a wrong one (as API Gateway answers an API-key-required method)."""
 
@@ -53,12 +86,9 @@ class LocalApi:
         self.api_key = api_key
         self.port = port or free_port()
         self._handler: Callable[[dict[str, Any], Any], dict[str, Any]] = load_handler(API_HANDLER)
+        self._predict: Callable[[dict[str, Any], Any], dict[str, Any]] = load_handler(PREDICT_HANDLER)
         self._server = ThreadingHTTPServer((host, self.port), self._request_handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="scengrid-api", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
 
     def _authorise(self, headers: dict[str, str]) -> tuple[int, str] | None:
         given = headers.get(API_KEY_HEADER)
@@ -75,8 +105,10 @@ class LocalApi:
             status, message = refused
             return status, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode()
         event = proxy_event(method, url, headers, body)
+        predict = event["path"] == PREDICT_PATH and method == "POST"
+        handler, function = (self._predict, "scengrid-inference") if predict else (self._handler, "scengrid-api")
         try:
-            response = self._handler(event, LambdaContext(function_name="scengrid-api", aws_request_id=event["requestContext"]["requestId"]))
+            response = handler(event, LambdaContext(function_name=function, aws_request_id=event["requestContext"]["requestId"]))
         except Exception:  # a crashed Lambda: API Gateway answers 502, and so do we
             traceback.print_exc()
             return 502, {"Content-Type": "application/json"}, json.dumps({"message": "Internal server error"}).encode()
@@ -99,12 +131,7 @@ class LocalApi:
                     payload = json.dumps({"message": "the request body is not UTF-8: send JSON text"}).encode()
                 else:
                     status, headers, payload = api.invoke(self.command, self.path, dict(self.headers.items()), body)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                send_reply(self, status, headers, payload)
 
             def __getattr__(self, name: str) -> Any:
                 # Every method reaches the API, as behind API Gateway: the resolver answers
@@ -117,11 +144,3 @@ class LocalApi:
                 return
 
         return Handler
-
-    def start(self) -> LocalApi:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()

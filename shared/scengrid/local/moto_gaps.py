@@ -43,6 +43,12 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
    carries on, so the Map succeeds whatever fails inside it. As on AWS, a Map Run whose
    failed items exceed ToleratedFailureCount / ToleratedFailurePercentage (0 by default)
    now fails with ``States.ExceedToleratedFailureThreshold``, which the Map's Catch sees.
+12. ``lambda_invoke_runs_no_code``: moto's Lambda runs a function's code only in Docker.
+   Without a Docker engine an Invoke answers a "Handled" function error ("error running
+   docker"), and with ``{"lambda": {"use_docker": False}}`` it echoes the payload back; either
+   way no handler runs. The local stack serves Lambda Invoke itself, with the real handlers
+   (local/lambda_endpoint.py), and points the invoking Lambda client at it
+   (``scengrid.aws.lambda_invoker``, ``SCENGRID_LAMBDA_ENDPOINT_URL``).
 13. ``sync_task_wake_up``: moto's ``.sync`` task states look at their Batch job every 0.5 s
    (a plain sleep), so each stage of a run ended up to half a second after its job. The
    sleep now also ends when a local job stops, and the state sees the job's end at once.

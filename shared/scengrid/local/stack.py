@@ -13,6 +13,7 @@ from scengrid.aws import client
 from scengrid.local.batch_runner import LocalBatchRunner
 from scengrid.local.emulator import Emulator
 from scengrid.local.forked_jobs import JobForker
+from scengrid.local.inference import LocalInference
 from scengrid.local.moto_gaps import install, retarget_state_machine_rules
 from scengrid.local.pollers import QueuePoller, launch_poller, tracker_poller
 from scengrid.local.provision import provision
@@ -84,11 +85,13 @@ class LocalStack:
         job_slots: int | None = None,
         chaos_seed: int | None = None,
         execute_runs: bool = True,
+        pd_model: Path | None = None,
     ) -> None:
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="scengrid-"))
         self.job_slots = job_slots or cpu_count()
         self.chaos_seed = chaos_seed  # None: no fault injection
         self.execute_runs = execute_runs  # False: runs are accepted and tracked, never started
+        self.inference = LocalInference(pd_model)  # the inference function and its PD model
         self.emulator = Emulator()
         self.settings: Settings | None = None
         self.runner: LocalBatchRunner | None = None
@@ -116,6 +119,7 @@ class LocalStack:
         if self.chaos_seed is not None:
             local.update(chaos_dir=str(self.chaos_dir), chaos_seed=self.chaos_seed)
             self.chaos_dir.mkdir(parents=True, exist_ok=True)
+        local.update(self.inference.start(settings, STACK_NAME, self.work_dir))
         self.settings = settings.model_copy(update=local)
         use_settings(self.settings)
         self.runner = LocalBatchRunner(self.job_slots, job_environment(self.settings), self.work_dir / "jobs", forker=forker)
@@ -150,4 +154,5 @@ class LocalStack:
             poller.join(timeout=5)
         if self.runner is not None:
             self.runner.close()
+        self.inference.stop()
         self.emulator.stop()
