@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from scengrid import layout, s3io
 from scengrid.errors import IncompleteRun
 from scengrid.events import AllDone, RunFailed, publish
+from scengrid.kernel import result_metadata
 from scengrid.risk import RiskSummary, TailAccumulator
 from scengrid.status import Status, read_run, read_shards
 from scengrid.spec import RunSpec
@@ -47,9 +48,10 @@ def check_complete(run_id: str, planned: list[ShardWork]) -> None:
         raise IncompleteRun(run_id, problems)
 
 
-def stream_outputs(run_id: str, planned: list[ShardWork], merged_path: Path) -> TailAccumulator:
+def stream_outputs(run_id: str, planned: list[ShardWork], merged_path: Path, model_versions: set[str] | None = None) -> TailAccumulator:
     """Read the shard outputs one at a time, in scenario order: check each one, feed the risk
-    accumulator, and append it to the merged Parquet file. Memory: one shard plus the tail."""
+    accumulator, and append it to the merged Parquet file. Memory: one shard plus the tail.
+    The PD model versions the shards record are added to ``model_versions``."""
     accumulator = TailAccumulator(total=sum(s.count for s in planned))
     problems: dict[str, str] = {}
     writer: pq.ParquetWriter | None = None
@@ -65,6 +67,8 @@ def stream_outputs(run_id: str, planned: list[ShardWork], merged_path: Path) -> 
                 problems[shard.shard_id] = f"output has {table.num_rows} rows, expected scenarios {shard.start}..{shard.start + shard.count - 1}"
                 continue
             parts = {c: table.column(c).to_numpy() for c in table.column_names if c.startswith(COMPONENT_PREFIX)}
+            if model_versions is not None and "model_version" in result_metadata(table.schema):
+                model_versions.add(result_metadata(table.schema)["model_version"])
             accumulator.add(ids, table.column("pnl").to_numpy(), parts)
             if writer is None:
                 writer = pq.ParquetWriter(merged_path, table.schema, compression="zstd")
@@ -88,7 +92,8 @@ def collate_run(run_id: str, round_: int, wait_s: float) -> RiskSummary:
         merged_path = Path(scratch) / "pnl.parquet"
         try:
             check_complete(run_id, planned)
-            accumulator = stream_outputs(run_id, planned, merged_path)
+            model_versions: set[str] = set()
+            accumulator = stream_outputs(run_id, planned, merged_path, model_versions)
         except IncompleteRun as exc:
             failed = RunFailed(run_id=run_id, round=round_, reason=str(exc), failed_shards=sorted(exc.problems))
             publish([failed], service="collator")
@@ -96,7 +101,7 @@ def collate_run(run_id: str, round_: int, wait_s: float) -> RiskSummary:
         s3io.put_file(layout.pnl_key(run_id), str(merged_path))
         summary = accumulator.summary()
         write_report(run_id, spec, merged_path, accumulator, _metadata(run_id, round_, manifest, len(planned)))
-    _publish_results(run_id, round_, manifest, len(planned), summary)
+    _publish_results(run_id, round_, manifest, len(planned), summary, sorted(model_versions))
     return summary
 
 
@@ -124,7 +129,7 @@ def _cost(manifest: dict) -> str:
     return "not planned (scengrid plan --submit records the predicted cost)"
 
 
-def _publish_results(run_id: str, round_: int, manifest: dict, shards: int, summary: RiskSummary) -> None:
+def _publish_results(run_id: str, round_: int, manifest: dict, shards: int, summary: RiskSummary, model_versions: list[str]) -> None:
     run = read_run(run_id)
     s3io.put_json(
         layout.summary_key(run_id),
@@ -139,6 +144,10 @@ def _publish_results(run_id: str, round_: int, manifest: dict, shards: int, summ
             "plan": manifest["spec"].get("plan"),
             "created_at": run.created_at if run else None,
             **summary.model_dump(),
+            # the PD model of the credit overlay: its SHA-256 (None without the overlay, or if
+            # shards were scored by different versions, all of which model_versions lists)
+            "model_version": model_versions[0] if len(model_versions) == 1 else None,
+            "model_versions": model_versions,
         },
     )
     done = AllDone(

@@ -9,6 +9,7 @@ import numpy as np
 
 from scengrid.kernel import evaluate_range
 from scengrid.models import ScenarioModel, load_model
+from scengrid.models.base import ShardOutput
 from scengrid.spec import ModelRef, ScenarioSource
 from scengrid.work import ShardWork
 
@@ -37,7 +38,12 @@ class ShardEvaluator:
         if self.processes > 1:
             self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("forkserver"))
 
-    def evaluate(self, work: ShardWork) -> dict[str, np.ndarray]:
+    def evaluate(self, work: ShardWork) -> ShardOutput:
+        """The shard's columns, then the model's once-per-shard step (one batched PD request
+        for the credit overlay), here in the main process."""
+        return _model(work.model).finish_shard(self._columns(work))
+
+    def _columns(self, work: ShardWork) -> dict[str, np.ndarray]:
         if self._pool is None or work.count < 2 * self.processes:
             return _evaluate_slice(work.model, work.scenarios, work.start, work.count)
         bounds = np.linspace(work.start, work.start + work.count, self.processes + 1).astype(np.int64)

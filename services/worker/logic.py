@@ -108,13 +108,13 @@ class Worker:
         try:
             if chaos.poisoned(work.shard_id):
                 raise ModelFailure(f"shard {work.shard_id} is poisoned by SCENGRID_CHAOS_POISON_SHARDS")
-            columns = self.evaluator.evaluate(work)
+            output = self.evaluator.evaluate(work)
         except Exception as exc:  # the model is user code: any failure fails the shard attempt
             self._fail(work, attempt, exc, message["ReceiptHandle"])
             return
         evaluated = time.perf_counter() - started
         key = layout.shard_key(work.run_id, work.shard_id)
-        table = results_table(work.start, columns)
+        table = results_table(work.start, output.columns, output.metadata)
         s3io.put_table(key, table)
         duration = time.perf_counter() - started
         publish(
@@ -129,7 +129,8 @@ class Worker:
                     duration_s=round(duration, 6),
                     eval_s=round(evaluated, 6),
                     task_id=self.task_id,
-                    var_99=shard_value_at_risk(columns["pnl"], 0.99),
+                    var_99=shard_value_at_risk(output.columns["pnl"], 0.99),
+                    model_version=output.metadata.get("model_version"),
                 )
             ],
             service="worker",

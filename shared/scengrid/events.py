@@ -60,6 +60,7 @@ class ShardDone(ShardEvent):
     eval_s: float = Field(0.0, ge=0, description="generating scenarios and evaluating the model")
     task_id: str
     var_99: float | None = Field(None, description="the shard's own VaR 99%: the run's partial estimate while it is in flight")
+    model_version: str | None = Field(None, description="SHA-256 of the PD model that scored the shard (credit overlay)")
 
 
 class ShardFailed(ShardEvent):

@@ -52,9 +52,25 @@ def evaluate_range(
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
-def results_table(start: int, columns: dict[str, np.ndarray]) -> pa.Table:
-    """The shard output: ``scenario_id`` then the model's columns, in scenario order."""
+RESULT_METADATA_PREFIX = "scengrid."
+
+
+def results_table(start: int, columns: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> pa.Table:
+    """The shard output: ``scenario_id`` then the model's columns, in scenario order; what the
+    model records with them (``model_version``) goes into the schema's metadata, as ``scengrid.<name>``."""
     count = len(next(iter(columns.values())))
     data = {"scenario_id": np.arange(start, start + count, dtype=np.int64)}
     data.update({name: np.asarray(values, dtype=np.float64) for name, values in columns.items()})
-    return pa.table(data)
+    table = pa.table(data)
+    if metadata:
+        table = table.replace_schema_metadata({f"{RESULT_METADATA_PREFIX}{k}": v for k, v in metadata.items()})
+    return table
+
+
+def result_metadata(schema: pa.Schema) -> dict[str, str]:
+    """What ``results_table`` recorded in a shard output's schema."""
+    return {
+        key.decode().removeprefix(RESULT_METADATA_PREFIX): value.decode()
+        for key, value in (schema.metadata or {}).items()
+        if key.decode().startswith(RESULT_METADATA_PREFIX)
+    }

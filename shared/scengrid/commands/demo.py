@@ -72,7 +72,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "deliver ~5%% of events twice; the summary says what was injected and recovered",
     )
     parser.add_argument("--chaos-seed", type=int, default=1, help="seed of the injected faults (default %(default)s)")
+    parser.add_argument(
+        "--credit-overlay", choices=["lambda", "inline"],
+        help="add the bonds' expected credit loss (pnl_default) with PDs from the inference function (lambda) "
+        "or from the PD model loaded in the workers (inline); trains build/models/pd.onnx first if it is missing",
+    )
+    parser.add_argument("--lgd", type=_share, default=0.6, help="loss given default of the credit overlay (default %(default)s)")
     parser.set_defaults(func=run)
+
+
+def _share(value: str) -> float:
+    try:
+        share = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("give a share above 0 and at most 1, e.g. 0.6") from None
+    if not 0 < share <= 1:
+        raise argparse.ArgumentTypeError("the loss given default is a share above 0 and at most 1")
+    return share
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,8 +96,11 @@ def run(args: argparse.Namespace) -> int:
     from scengrid.local.stack import LocalStack
 
     err = Console(stderr=True)
+    params = dict(DEFAULT_MODEL_PARAMS) if args.model == DEFAULT_MODEL else {}
+    if args.credit_overlay:
+        params["credit_overlay"] = {"lgd": args.lgd, "mode": args.credit_overlay}
     spec = RunSpec(
-        model=ModelRef(name=args.model, params=DEFAULT_MODEL_PARAMS if args.model == DEFAULT_MODEL else {}),
+        model=ModelRef(name=args.model, params=params),
         scenarios=GeneratedScenarios(count=args.scenarios, seed=args.seed),
         shard_size=args.shard_size,
         workers=args.workers,
@@ -90,8 +109,14 @@ def run(args: argparse.Namespace) -> int:
         f"[bold]scengrid demo[/]: {spec.scenarios.count:,} scenarios, shard size {spec.shard_size}, "
         f"workers {spec.workers}, model [cyan]{spec.model.name}[/]"
     )
+    pd_model = None
+    if args.credit_overlay:
+        from scengrid.local.inference import demo_pd_model
+
+        with err.status("the PD model: build/models/pd.onnx, trained first if it is missing (make model)…"):
+            pd_model = demo_pd_model()
     with err.status("starting the embedded AWS emulator and provisioning infra/template.yaml…"):
-        stack = LocalStack(chaos_seed=args.chaos_seed if args.chaos else None).__enter__()
+        stack = LocalStack(chaos_seed=args.chaos_seed if args.chaos else None, pd_model=pd_model).__enter__()
     if args.chaos:
         from scengrid.local.chaos import WorkerKiller
         from scengrid.sizing import LOCAL_WORKERS
@@ -136,6 +161,8 @@ def _print_summary(console: Console, result: dict) -> None:
         table.add_row(label, f"{result[key]:,}")
     for label, key in (("VaR 95%", "var_95"), ("VaR 99%", "var_99"), ("ES 97.5%", "es_975"), ("mean P&L", "mean"), ("std P&L", "std")):
         table.add_row(label, f"{result[key]:,.2f}")
+    if result.get("model_version"):
+        table.add_row("PD model", result["model_version"][:12])
     table.add_row("wall time", f"{result['wall_s']:.1f} s")
     table.add_row("results", str(result["results_dir"]))
     console.print(table)

@@ -57,6 +57,7 @@ class RunOutcome:
             "reason": self.record.reason,
             "timings": self.timings,
             **({"faults": self.faults} if self.faults is not None else {}),
+            **({"model_version": s["model_version"]} if s.get("model_version") else {}),
         }
 
 

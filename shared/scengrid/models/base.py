@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,14 @@ class FactorSet:
             raise ValueError("the correlation must be F x F, one row and column per factor")
 
 
+@dataclass
+class ShardOutput:
+    """A shard's result columns, and what to record with them (e.g. ``model_version``)."""
+
+    columns: dict[str, np.ndarray]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
 class ScenarioModel(ABC):
     """A vectorised model. Subclasses are registered by name under ``scengrid.models``.
 
@@ -42,3 +50,9 @@ class ScenarioModel(ABC):
 
     @abstractmethod
     def evaluate(self, shocks: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def finish_shard(self, columns: dict[str, np.ndarray]) -> ShardOutput:
+        """Once per shard, on the columns of all its scenarios, in the worker's main process:
+        where a model makes one batched call for the whole shard (the credit overlay asks the
+        inference function for every scenario's PDs at once). By default, nothing to do."""
+        return ShardOutput(columns)

@@ -3,13 +3,15 @@
 Params: ``{"portfolio": P}`` where P is a sample (``{"sample": {"positions": N, "seed": S}}``),
 an ``s3://`` URI or a local path of a portfolio JSON, or the portfolio itself (small ones
 only: params travel in every work message). Without params it is the sample of 200
-positions, seed 7.
+positions, seed 7. An optional ``"credit_overlay": {"lgd": 0.6, "mode": "lambda"|"inline"}``
+adds the bonds' expected credit loss under each scenario, ``pnl_default`` (see credit.py).
 
 Result columns, in the base currency: ``pnl`` and its attribution ``pnl_rates``,
 ``pnl_credit`` (bonds revalued with and without the spread shift), ``pnl_equity``,
 ``pnl_options`` and ``pnl_fx`` (the translation of every foreign position, at its shocked
 local value, plus fx cash). They add up to ``pnl``: for a position worth V in a currency with
-rate f, V1·f1 - V0·f0 = (V1 - V0)·f0 + V1·(f1 - f0)."""
+rate f, V1·f1 - V0·f0 = (V1 - V0)·f0 + V1·(f1 - f0). With the overlay, ``pnl_default`` is one
+more of them."""
 
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scengrid.errors import InvalidInput
-from scengrid.models.base import FactorSet, ScenarioModel
+from scengrid.models.base import FactorSet, ScenarioModel, ShardOutput
 from scengrid.models.portfolio.bonds import BondBook, sum_work
 from scengrid.models.portfolio.contract import Portfolio, parse_portfolio
+from scengrid.models.portfolio.credit import CreditLossOverlay, parse_overlay
 from scengrid.models.portfolio.delta_one import EquityBook, cash_by_currency
 from scengrid.models.portfolio.factors import default_factor_set, factor_index
 from scengrid.models.portfolio.options import OptionBook
@@ -43,9 +46,9 @@ class SampleRef(BaseModel):
 
 def load_portfolio(params: Mapping[str, Any]) -> Portfolio:
     """The portfolio that the model's params name (see the module's docstring)."""
-    unknown = sorted(set(params) - {"portfolio"})
+    unknown = sorted(set(params) - {"portfolio", "credit_overlay"})
     if unknown:
-        raise InvalidInput(f"model.params.{unknown[0]}", "unknown parameter; the portfolio model takes only 'portfolio'")
+        raise InvalidInput(f"model.params.{unknown[0]}", "unknown parameter; the portfolio model takes 'portfolio' and 'credit_overlay'")
     given = params.get("portfolio", {"sample": DEFAULT_SAMPLE})
     if isinstance(given, str):
         return parse_portfolio(_json(read_user_file(given, PARAM), given), field=PARAM)
@@ -91,6 +94,10 @@ class PortfolioModel(ScenarioModel):
             + cash_by_currency(self.portfolio, self.currencies)
         )
         self.base_value = float(self.base_value_by_currency @ self.fx_rates)
+        self.credit: CreditLossOverlay | None = None
+        if "credit_overlay" in params:
+            bond_fx = np.array([self.portfolio.fx_rate(b.currency) for b in self.portfolio.bonds()])
+            self.credit = CreditLossOverlay(parse_overlay(params["credit_overlay"]), self.portfolio, index, self.bonds.base_values * bond_fx)
 
     @property
     def factors(self) -> FactorSet:
@@ -114,7 +121,15 @@ class PortfolioModel(ScenarioModel):
             "pnl_fx": (shocked_local * fx_growth) @ self.fx_rates,
         }
         total = columns["pnl_rates"] + columns["pnl_credit"] + columns["pnl_equity"] + columns["pnl_options"] + columns["pnl_fx"]
+        if self.credit is not None:
+            columns.update(self.credit.scenario_features(shocks))
         return {"pnl": total, **columns}
+
+    def finish_shard(self, columns: dict[str, np.ndarray]) -> ShardOutput:
+        """With the credit overlay: one batched PD request for the shard, then ``pnl_default``."""
+        if self.credit is None:
+            return ShardOutput(columns)
+        return self.credit.finish_shard(columns)
 
     def work(self) -> dict[str, int]:
         """Floating-point operations per scenario, for benchmarks: the matrix products' 2·m·k
