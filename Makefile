@@ -41,6 +41,7 @@ schemas: venv ## regenerate infra/schemas/ (events) and infra/openapi.json (API)
 bench: venv ## benchmarks (JSON on stdout); syncs the bench group (Dask, Ray, Lithops) for the pipeline benchmark
 	$(UV) run --frozen --group bench python tests/bench/bench_kernel.py
 	$(UV) run --frozen --group bench python tests/bench/bench_pipeline.py --json
+	$(UV) run --frozen --group bench python tests/bench/bench_inference.py
 
 model: venv ## train the PD model into build/models/ (LARGE=1: the >= 100 MB variant, pd-large.onnx)
 	$(RUN) python -m scengrid.inference.train --out build/models $(if $(LARGE),--large,)
