@@ -224,3 +224,9 @@ def test_a_stopping_job_wakes_the_sync_tasks(local_stack) -> None:  # noqa: ANN0
         _notify_job_stopped()
         sleeper.join(0.05)
     assert not sleeper.is_alive()
+
+
+def test_hole_every_task_state_builds_its_own_client() -> None:
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+    assert boto_client_for(region="us-east-1", service="batch") is not boto_client_for(region="us-east-1", service="batch")

@@ -52,6 +52,10 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
 13. ``sync_task_wake_up``: moto's ``.sync`` task states look at their Batch job every 0.5 s
    (a plain sleep), so each stage of a run ended up to half a second after its job. The
    sleep now also ends when a local job stops, and the state sees the job's end at once.
+14. ``emulator_warm_up``: moto's Step Functions builds a boto3 client for every task state
+   from boto3's default session, and the casing patch (1) reads Batch's service model: the
+   first time for each service costs ~0.2 s of loading botocore's models, in the middle of a
+   run. ``install`` pays it while the stack starts.
 """
 
 from __future__ import annotations
@@ -94,12 +98,16 @@ _runner: JobRunner | None = None
 
 
 # ---------------------------------------------------------------- 1. batch_parameter_casing
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=1)
+def _batch_client_meta():  # botocore ClientMeta  # noqa: ANN202
+    """Batch's service model, read once: a client is built only for it."""
+    return boto3.session.Session().client("batch", region_name="us-east-1").meta
+
+
 def _batch_operation(action: str):  # botocore OperationModel
-    """Looked up once per action: a client is built only to read Batch's service model."""
-    client = boto3.session.Session().client("batch", region_name="us-east-1")
-    api_name = client.meta.method_to_api_mapping.get(action, action[:1].upper() + action[1:])
-    return client.meta.service_model.operation_model(api_name)
+    meta = _batch_client_meta()
+    api_name = meta.method_to_api_mapping.get(action, action[:1].upper() + action[1:])
+    return meta.service_model.operation_model(api_name)
 
 
 def _patch_batch_parameter_casing() -> None:
@@ -177,21 +185,28 @@ def _patch_batch_jobs_as_processes() -> None:
 
 # ---------------------------------------------------------------- 13. sync_task_wake_up
 _job_stopped = threading.Condition()
+_stops = 0  # jobs stopped so far (under _job_stopped)
+_stops_seen = threading.local()  # by each .sync loop's thread, when its last sleep ended
 
 
 def _notify_job_stopped() -> None:
+    global _stops
     with _job_stopped:
+        _stops += 1
         _job_stopped.notify_all()
 
 
 class SleepUntilAJobStops:
     """Stands in for the ``time`` module in moto's ``.sync`` loop: its sleep also ends when a
-    local Batch job stops (every other attribute is the real module's)."""
+    local Batch job stops, or does not start when one stopped while the loop was looking
+    (every other attribute is the real module's)."""
 
     @staticmethod
     def sleep(seconds: float) -> None:
         with _job_stopped:
-            _job_stopped.wait(seconds)
+            if getattr(_stops_seen, "count", _stops) == _stops:
+                _job_stopped.wait(seconds)
+            _stops_seen.count = _stops
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
@@ -531,8 +546,21 @@ def _patch_distributed_map_failure_threshold() -> None:
     DistributedIterationComponent._map_run = _map_run
 
 
+# ---------------------------------------------------------------- 14. emulator_warm_up
+WARMED_SERVICES = ("batch", "s3", "events")  # what the state machine's task states call
+
+
+def _warm_up() -> None:
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+    for service in WARMED_SERVICES:
+        boto_client_for(region="us-east-1", service=service)
+    for action in ("submit_job", "describe_jobs"):
+        _batch_operation(action).input_shape, _batch_operation(action).output_shape  # noqa: B018
+
+
 def install(runner: JobRunner) -> None:
-    """Apply the in-process patches (1–3, 11, 13) once; ``runner`` runs each Batch job."""
+    """Apply the in-process patches (1–3, 11, 13, 14) once; ``runner`` runs each Batch job."""
     global _installed, _runner
     with _install_lock:
         _runner = runner
@@ -543,4 +571,5 @@ def install(runner: JobRunner) -> None:
         _patch_job_description()
         _patch_distributed_map_failure_threshold()
         _patch_sync_task_wake_up()
+        _warm_up()
         _installed = True
