@@ -71,7 +71,7 @@ def stream_outputs(run_id: str, planned: list[ShardWork], merged_path: Path, mod
                 model_versions.add(result_metadata(table.schema)["model_version"])
             accumulator.add(ids, table.column("pnl").to_numpy(), parts)
             if writer is None:
-                writer = pq.ParquetWriter(merged_path, table.schema, compression="zstd")
+                writer = pq.ParquetWriter(merged_path, table.schema, **s3io.PARQUET_OPTIONS)
             writer.write_table(table)
     finally:
         if writer is not None:
