@@ -15,11 +15,14 @@ from services.tracker.api import app
 
 SPEC_FILE = Path(__file__).resolve().parents[2] / "infra" / "openapi.json"
 REF = "#/components/schemas/{model}"
+# The function's errors name the field; API Gateway's own answers (a body that is not text,
+# a refused key) carry a message.
 PREDICT_ERROR = {
     "title": "PredictError",
-    "type": "object",
-    "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
-    "required": ["error"],
+    "anyOf": [
+        {"type": "object", "properties": {"error": {"type": "string"}, "field": {"type": "string"}}, "required": ["error"]},
+        {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]},
+    ],
 }
 
 
