@@ -43,14 +43,14 @@ class LocalLambdaEndpoint(LoopbackServer):
         self.memory_mb = memory_mb
         self._paths = dict(functions)
         self._handlers: dict[str, Handler] = {}
-        self._load_lock = threading.Lock()
-        self.invocations = 0
+        self._lock = threading.Lock()
+        self.invocations = 0  # accepted invocations, handled or failed
         self._server = ThreadingHTTPServer((host, self.port), self._request_handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="scengrid-lambda", daemon=True)
 
     def _handler(self, name: str) -> Handler:
-        with self._load_lock:
+        with self._lock:
             if name not in self._handlers:
                 self._handlers[name] = load_handler(self._paths[name])
             return self._handlers[name]
@@ -72,7 +72,8 @@ class LocalLambdaEndpoint(LoopbackServer):
         context = LambdaContext(function_name=name, memory_limit_in_mb=self.memory_mb, aws_request_id=request_id,
                                 invoked_function_arn=f"arn:aws:lambda:local:000000000000:function:{name}")
         headers = {**json_type, "X-Amz-Executed-Version": "$LATEST", "X-Amzn-RequestId": request_id}
-        self.invocations += 1
+        with self._lock:
+            self.invocations += 1
         try:
             body = json.dumps(self._handler(name)(event, context)).encode()
         except Exception as exc:  # the function's error, reported as Lambda reports it
