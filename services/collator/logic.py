@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scengrid import layout, s3io
@@ -20,6 +23,8 @@ from scengrid.work import ShardWork
 
 from services.collator.reporting import COMPONENT_PREFIX, write_report
 
+TRACKER_POLL_S = 0.05
+
 
 def wait_for_tracker(run_id: str, round_: int, shards_total: int, timeout_s: float) -> None:
     """The tracker applies shard events asynchronously: wait (one GetItem per poll) until it
@@ -29,7 +34,7 @@ def wait_for_tracker(run_id: str, round_: int, shards_total: int, timeout_s: flo
         run = read_run(run_id)
         if run is not None and run.round >= round_ and run.shards_done + run.shards_failed >= shards_total:
             return
-        time.sleep(0.25)
+        time.sleep(TRACKER_POLL_S)
 
 
 def check_complete(run_id: str, planned: list[ShardWork]) -> None:
@@ -49,19 +54,19 @@ def check_complete(run_id: str, planned: list[ShardWork]) -> None:
 
 
 def stream_outputs(run_id: str, planned: list[ShardWork], merged_path: Path, model_versions: set[str] | None = None) -> TailAccumulator:
-    """Read the shard outputs one at a time, in scenario order: check each one, feed the risk
-    accumulator, and append it to the merged Parquet file. Memory: one shard plus the tail.
-    The PD model versions the shards record are added to ``model_versions``."""
+    """Read the shard outputs in scenario order (the next one is fetched while this one is
+    merged): check each one, feed the risk accumulator, and append it to the merged Parquet
+    file. Memory: two shards plus the tail. The PD model versions the shards record are added
+    to ``model_versions``."""
     accumulator = TailAccumulator(total=sum(s.count for s in planned))
     problems: dict[str, str] = {}
     writer: pq.ParquetWriter | None = None
+    keys = [layout.shard_key(run_id, shard.shard_id) for shard in planned]
     try:
-        for shard in planned:
-            key = layout.shard_key(run_id, shard.shard_id)
-            if not s3io.object_exists(key):
+        for shard, key, table in zip(planned, keys, _prefetched(keys)):
+            if table is None:
                 problems[shard.shard_id] = f"output {key} is missing"
                 continue
-            table = s3io.get_table(key)
             ids = table.column("scenario_id").to_numpy()
             if table.num_rows != shard.count or not np.array_equal(ids, np.arange(shard.start, shard.start + shard.count)):
                 problems[shard.shard_id] = f"output has {table.num_rows} rows, expected scenarios {shard.start}..{shard.start + shard.count - 1}"
@@ -81,6 +86,19 @@ def stream_outputs(run_id: str, planned: list[ShardWork], merged_path: Path, mod
     return accumulator
 
 
+def _prefetched(keys: list[str]) -> Iterator[pa.Table | None]:
+    """Each Parquet object in turn (None if missing), the next one fetched meanwhile."""
+    if not keys:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="shard-reader") as reader:
+        following = reader.submit(s3io.get_table_if_exists, keys[0])
+        for next_key in [*keys[1:], None]:
+            table = following.result()
+            if next_key is not None:
+                following = reader.submit(s3io.get_table_if_exists, next_key)
+            yield table
+
+
 def collate_run(run_id: str, round_: int, wait_s: float) -> RiskSummary:
     """Check, merge and summarise a run; on missing or failed shards emit run-failed naming
     them (their outputs stay) and raise."""
@@ -98,9 +116,11 @@ def collate_run(run_id: str, round_: int, wait_s: float) -> RiskSummary:
             failed = RunFailed(run_id=run_id, round=round_, reason=str(exc), failed_shards=sorted(exc.problems))
             publish([failed], service="collator")
             raise
-        s3io.put_file(layout.pnl_key(run_id), str(merged_path))
         summary = accumulator.summary()
-        write_report(run_id, spec, merged_path, accumulator, _metadata(run_id, round_, manifest, len(planned)))
+        with ThreadPoolExecutor(1, thread_name_prefix="pnl-upload") as uploader:  # while the report is drawn
+            upload = uploader.submit(s3io.put_file, layout.pnl_key(run_id), str(merged_path))
+            write_report(run_id, spec, merged_path, accumulator, _metadata(run_id, round_, manifest, len(planned)))
+            upload.result()
     _publish_results(run_id, round_, manifest, len(planned), summary, sorted(model_versions))
     return summary
 

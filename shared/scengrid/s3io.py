@@ -50,6 +50,15 @@ def get_table(key: str) -> pa.Table:
     return pq.read_table(pa.BufferReader(body))
 
 
+def get_table_if_exists(key: str) -> pa.Table | None:
+    """The Parquet object at ``key``, or None when there is none (one request, not two)."""
+    s3 = client("s3")
+    try:
+        return get_table(key)
+    except s3.exceptions.NoSuchKey:
+        return None
+
+
 def object_exists(key: str) -> bool:
     try:
         client("s3").head_object(Bucket=get_settings().bucket, Key=key)

@@ -98,3 +98,18 @@ def test_run_logs_are_collected_with_the_results(first_run) -> None:  # noqa: AN
     assert '"shard_id"' in worker_log and first_run.run_id in worker_log
     emf = [json.loads(line) for line in worker_log.splitlines() if '"_aws"' in line]
     assert emf and all({"ShardDuration", "ScenariosPerSecond", "ShardRetries", "ShardFailures"} <= set(m) for m in emf)
+
+
+def test_the_collator_names_a_shard_whose_output_is_gone(local_stack, tmp_path) -> None:  # noqa: ANN001
+    from services.collator.logic import stream_outputs
+
+    from scengrid.aws import client
+    from scengrid.errors import IncompleteRun
+    from scengrid.work import ShardWork
+
+    done = run(local_stack, 5_000, tmp_path)
+    planned = [ShardWork.model_validate(s) for s in s3io.get_json(layout.manifest_key(done.run_id))["shards"]]
+    client("s3").delete_object(Bucket=local_stack.settings.bucket, Key=layout.shard_key(done.run_id, "000002"))
+    with pytest.raises(IncompleteRun) as failed:
+        stream_outputs(done.run_id, planned, tmp_path / "merged.parquet")
+    assert failed.value.problems == {"000002": f"output {layout.shard_key(done.run_id, '000002')} is missing"}
