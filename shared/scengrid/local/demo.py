@@ -18,7 +18,7 @@ from scengrid.s3io import get_json
 from scengrid.spec import RunSpec
 from scengrid.status import FINAL, RunRecord, Status, read_run, read_shards
 
-POLL_S = 0.25
+POLL_S = 0.1
 EXECUTION_FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
@@ -68,7 +68,8 @@ class RunTimeout(RuntimeError):
 def watch_run(
     run_id: str, arn: str, timeout_s: float, on_progress: Callable[[RunRecord], None]
 ) -> tuple[RunRecord, str]:
-    """Poll the runs item (one GetItem) until the run and its execution are both final."""
+    """Poll the runs item (one GetItem) until the run is final, then its execution until that
+    is final too."""
     sfn = client("stepfunctions")
     deadline = time.monotonic() + timeout_s
     execution_status = "PENDING"
@@ -76,13 +77,13 @@ def watch_run(
         record = read_run(run_id)
         if record is not None:
             on_progress(record)
-        if execution_status not in EXECUTION_FINAL:
+        if record is not None and record.status in FINAL:
             try:
                 execution_status = sfn.describe_execution(executionArn=arn)["status"]
             except sfn.exceptions.ExecutionDoesNotExist:
                 pass
-        if record is not None and record.status in FINAL and execution_status in EXECUTION_FINAL:
-            return record, execution_status
+            if execution_status in EXECUTION_FINAL:
+                return record, execution_status
         time.sleep(POLL_S)
     raise RunTimeout(f"run {run_id} did not finish within {timeout_s:.0f}s (see scengrid job logs)")
 
