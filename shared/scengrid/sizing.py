@@ -35,6 +35,7 @@ LOCAL_WORKERS = 2
 AWS_SHARD_S_BOUNDS = (30.0, 600.0)
 AWS_STARTS_PER_TASK = 4  # work per task, in start latencies
 AWS_MAX_WORKERS = 10_000  # the template's three /20 subnets hold about 12,000 task addresses
+MAX_SHARD_SCENARIOS = 1_000_000  # a worker holds a shard's result columns in memory (~60 MB per 1M and column)
 SHARDS_PER_WORKER = 2  # at least, so that a slow task does not hold the run alone
 PARALLEL_EFFICIENCY = 0.9  # model processes inside one task, per extra vCPU
 
@@ -93,6 +94,8 @@ def size_aws(count: int, per_scenario_s: float, workers: int | None, params: Pla
     hazard = params.spot_interruptions_per_hour / 3600.0
     low, high = AWS_SHARD_S_BOUNDS
     shard_s = min(high, max(low, math.sqrt(2.0 * params.shard_overhead_s / hazard))) if hazard > 0 else high
+    largest_s = MAX_SHARD_SCENARIOS * per_scenario_s / task_speed(params.worker_vcpus)  # memory bounds a shard too
+    shard_s = min(shard_s, largest_s)
     reasons = [
         f"model: {per_scenario_s * 1e6:,.1f} µs per scenario on one vCPU (calibrated); "
         f"{task_s:,.0f} task-seconds on {params.worker_vcpus:g}-vCPU tasks"
@@ -129,6 +132,9 @@ def _bounded(
     count: int, shards: int, workers: int, backend: Backend, per_scenario_s: float, reasons: list[str], limit: tuple[int, str]
 ) -> Sizing:
     max_shards, why = limit
+    if shards < math.ceil(count / MAX_SHARD_SCENARIOS):
+        shards = math.ceil(count / MAX_SHARD_SCENARIOS)
+        reasons.append(f"at most {MAX_SHARD_SCENARIOS:,} scenarios per shard (a worker holds a shard's results in memory): {shards:,}")
     if shards < SHARDS_PER_WORKER * workers:
         shards = SHARDS_PER_WORKER * workers
         reasons.append(f"at least {SHARDS_PER_WORKER} shards per worker: {shards:,}")

@@ -44,9 +44,13 @@ def test_aws_shard_duration_balances_overhead_and_spot_rework() -> None:
     assert any("339 s" in reason for reason in chosen.reasons)
 
 
-def test_aws_cheap_model_runs_on_few_tasks() -> None:
-    chosen = sizing.size_aws(10_000_000, PER, None, PlanParameters())  # 66 task-seconds: one task, two shards
-    assert (chosen.workers, chosen.shards, chosen.shard_size) == (1, 2, 5_000_000)
+def test_aws_cheap_model_runs_on_few_tasks_in_shards_memory_can_hold() -> None:
+    # 66 task-seconds: one task (4 starts of 45 s of work each); shards of at most 1,000,000 scenarios
+    chosen = sizing.size_aws(10_000_000, PER, None, PlanParameters())
+    assert (chosen.workers, chosen.shards, chosen.shard_size) == (1, 10, 1_000_000)
+    # 658 task-seconds in shards of 6.6 s: 180 s of work per task -> 4 tasks, 100 shards
+    chosen = sizing.size_aws(100_000_000, PER, None, PlanParameters())
+    assert (chosen.workers, chosen.shards, chosen.shard_size) == (4, 100, 1_000_000)
 
 
 def test_aws_many_workers_are_split_into_array_jobs() -> None:
