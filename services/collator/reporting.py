@@ -50,11 +50,15 @@ def attribution(accumulator: TailAccumulator) -> dict[str, dict[str, float]]:
 
 def histogram(merged_path: Path, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
     """Counts over BINS equal bins of [low, high], from the merged file's pnl column."""
-    edges = np.linspace(low, high if high > low else low + 1.0, BINS + 1)
+    top = high if high > low else low + 1.0
+    edges = np.linspace(low, top, BINS + 1)
     counts = np.zeros(BINS, dtype=np.int64)
     merged = pq.ParquetFile(merged_path)
     for group in range(merged.num_row_groups):  # one row group (one shard) at a time
-        counts += np.histogram(merged.read_row_group(group, columns=["pnl"]).column(0).to_numpy(), bins=edges)[0]
+        values = merged.read_row_group(group, columns=["pnl"]).column(0).to_numpy()
+        # equal bins given by count and range: numpy bins linearly (the same counts as with
+        # these edges) instead of searching the edges for every value
+        counts += np.histogram(values, bins=BINS, range=(low, top))[0]
     return counts, edges
 
 
