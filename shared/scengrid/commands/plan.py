@@ -113,7 +113,7 @@ def _print(plans: list[RunPlan]) -> None:
         for layout in (plan.run, plan.seed):
             table.add_row(
                 f"{plan.scenarios:,}", layout.name, f"{layout.shards:,}", f"{layout.tasks:,}", str(layout.array_jobs),
-                f"{layout.wall_s_mean:,.0f} / {layout.wall_s_p90:,.0f} s", f"${layout.cost_usd_mean:,.2f} / ${layout.cost_usd_p90:,.2f}",
+                f"{layout.wall_s_mean:,.0f} / {layout.wall_s_p90:,.0f} s", f"{_usd(layout.cost_usd_mean)} / {_usd(layout.cost_usd_p90)}",
                 f"{layout.interruptions_mean:.1f}", f"{layout.rework_task_hours_mean:.2f} task-h",
             )
     console.print(table)
@@ -121,3 +121,8 @@ def _print(plans: list[RunPlan]) -> None:
         console.print(f"{plan.scenarios:,} scenarios: subnets: {plan.subnets.advice}")
         for reason in plan.sizing:
             console.print(f"  sizing: {reason}")
+
+
+def _usd(value: float) -> str:
+    """Cents, or four decimals under a cent (a small run costs a fraction of one)."""
+    return f"${value:,.2f}" if value >= 0.01 else f"${value:.4f}"
