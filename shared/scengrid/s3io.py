@@ -8,6 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from boto3.s3.transfer import TransferConfig
 
 from scengrid.aws import client
 from scengrid.settings import get_settings
@@ -40,9 +41,14 @@ def put_bytes(key: str, body: bytes, content_type: str) -> None:
     client("s3").put_object(Bucket=get_settings().bucket, Key=key, Body=body, ContentType=content_type)
 
 
+# A file goes up in one PUT up to 64 MiB (a multipart upload costs the emulator a copy of every
+# part: 0.57 s instead of 0.34 s for 47 MB), and above that in parallel parts of 64 MiB.
+_FILE_UPLOAD = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=64 << 20)
+
+
 def put_file(key: str, path: str) -> None:
-    """Upload a local file (in parts when large: memory stays flat)."""
-    client("s3").upload_file(path, get_settings().bucket, key)
+    """Upload a local file, streamed from disk (in parts when large): memory stays flat."""
+    client("s3").upload_file(path, get_settings().bucket, key, Config=_FILE_UPLOAD)
 
 
 def get_table(key: str) -> pa.Table:
