@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from scengrid.errors import Conflict, InvalidInput, RunNotFound
 from scengrid.observability import service_logger, service_tracer
 from scengrid.runs import cancel_run, retry_run, submit_run
+from scengrid.user_files import require_s3
 from scengrid.spec import RunSpec
 from scengrid.status import ShardRecord, Status
 
@@ -95,6 +96,7 @@ def create_run(
     spec: RunSpec,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> Response[Accepted]:
+    require_s3(spec.named_files())
     return _accepted(submit_run(spec, idempotency_key=idempotency_key))
 
 

@@ -173,3 +173,14 @@ class RunSpec(_Strict):
         if isinstance(self.shard_size, int):
             return math.ceil(scenario_count(self.scenarios) / self.shard_size)
         return None
+
+    def named_files(self) -> dict[str, str]:
+        """The files the spec names, by field: its scenario file and a portfolio given by URI."""
+        files = {}
+        uri = getattr(self.scenarios, "uri", None)
+        if uri is not None:
+            files["scenarios.uri"] = uri
+        for name, value in self.model.params.items():
+            if isinstance(value, str):
+                files[f"model.params.{name}"] = value
+        return files

@@ -74,6 +74,16 @@ def open_user_file(uri: str, field: str) -> BinaryIO:
         return Path(uri).open("rb")
     except OSError as exc:
         raise InvalidInput(field, f"cannot read {uri}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a path the OS cannot take (an embedded NUL)
+        raise InvalidInput(field, f"cannot read {uri!r}: {exc}") from None
+
+
+def require_s3(spec_files: dict[str, str]) -> None:
+    """Files named through the API must be S3 objects: a service never reads its own disk on a
+    caller's behalf. ``spec_files`` maps each field to the URI it names."""
+    for field, uri in spec_files.items():
+        if not uri.startswith(S3_SCHEME):
+            raise InvalidInput(field, f"{uri[:100]!r}: the API reads input files from S3 only; upload it and give s3://bucket/inputs/...")
 
 
 def read_user_file(uri: str, field: str) -> bytes:

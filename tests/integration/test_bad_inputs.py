@@ -75,6 +75,8 @@ SCENARIO_FILES = [
     ("a file with no rows", from_file("empty.parquet"), 400, "has no rows"),
     ("a missing file", from_file("nowhere.parquet"), 400, "cannot read"),
     ("a count that is not the file's", from_file("good.parquet", count=ROWS + 1), 400, "scenarios.count"),
+    ("a path on the server's disk", {**GOOD, "scenarios": {"kind": "stress", "uri": "/etc/passwd"}}, 400, "S3 only"),
+    ("a path with a NUL byte", {**GOOD, "scenarios": {"kind": "stress", "uri": "B\u0000x"}}, 400, "scenarios.uri"),
 ]
 PORTFOLIOS = [
     ("a negative notional", book(position=0, notional=-1e6), 400, "positions[b1].notional"),
@@ -85,6 +87,8 @@ PORTFOLIOS = [
     ("an fx rate for the base currency", book(fx={"USD": 1.0, "EUR": 1.08}), 400, "portfolio.fx"),
     ("a portfolio file that is not JSON",
      {**GOOD, "model": {"name": "portfolio", "params": {"portfolio": "s3://{bucket}/inputs/book.txt"}}}, 400, "is not JSON"),
+    ("a portfolio on the server's disk", {**GOOD, "model": {"name": "portfolio", "params": {"portfolio": "/etc/hosts"}}},
+     400, "model.params.portfolio"),
     ("an empty sample", {**GOOD, "model": {"name": "portfolio", "params": {"portfolio": {"sample": {"positions": 0, "seed": 1}}}}},
      400, "sample.positions"),
 ]
