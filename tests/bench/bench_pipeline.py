@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,15 +29,23 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PEERS = ("dask", "ray", "lithops")
+TIMEOUT_S = 900  # per system, start-up included
 
 
 def run_system(system: str, scenarios: int, cores: int, extra: list[str]) -> dict[str, Any]:
     command = [sys.executable, "-m", "tests.bench.pipeline_systems", system,
                "--scenarios", str(scenarios), "--cores", str(cores), *extra]
-    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    if out.returncode != 0:
-        return {"error": (out.stderr or out.stdout).strip().splitlines()[-1:]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the system's own helper processes too
+            proc.communicate()
+            return {"error": [f"no result within {TIMEOUT_S} s"]}
+    if proc.returncode != 0:
+        return {"error": (stderr or stdout).strip().splitlines()[-1:]}
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

@@ -148,6 +148,9 @@ def run_dask(scenarios: int, cores: int, shards: list[Shard]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ (d) Ray
 def run_ray(scenarios: int, cores: int, shards: list[Shard]) -> dict[str, Any]:
+    # Under `uv run` (make bench), Ray would start its workers through `uv run` with a copy of
+    # the working directory; they run this interpreter, as every other system's do.
+    os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
     import ray
 
     started = time.perf_counter()
