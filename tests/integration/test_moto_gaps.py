@@ -230,3 +230,29 @@ def test_hole_every_task_state_builds_its_own_client() -> None:
     from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
     assert boto_client_for(region="us-east-1", service="batch") is not boto_client_for(region="us-east-1", service="batch")
+
+
+def moto_source(module: str) -> str:
+    """A moto module's source as shipped (the live module may be patched in this process)."""
+    import importlib.util
+
+    return Path(importlib.util.find_spec(module).origin).read_text()
+
+
+def test_hole_the_server_finds_each_requests_backend_from_disk() -> None:
+    assert "for backend in sorted(os.listdir(path)):" in moto_source("moto.backends")
+    assert "if host in backends.list_of_moto_modules():" in moto_source("moto.moto_server.werkzeug_app")
+
+
+def test_hole_eventbridge_compiles_every_input_path_for_every_event() -> None:
+    source = moto_source("moto.events.utils")
+    assert "from jsonpath_ng.ext import parse" in source and "input_expr = parse(input_paths_map[input_path])" in source
+
+
+def test_routes_and_event_paths_are_kept(local_stack) -> None:  # noqa: ANN001
+    import jsonpath_ng.ext
+    from moto import backends
+
+    assert isinstance(backends.list_of_moto_modules(), tuple) and "s3" in backends.list_of_moto_modules()
+    assert jsonpath_ng.ext.parse("$.detail") is jsonpath_ng.ext.parse("$.detail")
+    assert client("s3").head_bucket(Bucket=local_stack.settings.bucket)["ResponseMetadata"]["HTTPStatusCode"] == 200
