@@ -6,6 +6,9 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
+# Installed packages come with their bytecode, so that no interpreter (a local job, a test)
+# compiles a library from source at import, even where PYTHONDONTWRITEBYTECODE is set.
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: help venv demo test test-fast lint schemas bench clean model
 
@@ -18,6 +21,7 @@ $(UV):
 
 $(VENV)/.synced: $(UV) pyproject.toml shared/pyproject.toml uv.lock
 	$(UV) sync --frozen --quiet
+	$(VENV)/bin/python -m compileall -q -j 0 shared/scengrid services tests >/dev/null
 	@touch $@
 
 venv: $(VENV)/.synced ## create .venv with the locked dependencies
