@@ -1,5 +1,5 @@
 """Automatic sizing against hand-computed cases: the local rules (about 1 s of model time per
-shard, two workers, at most 200 shards, whole waves) and the AWS rules (shard duration
+shard, one worker per core, at most 200 shards, whole waves) and the AWS rules (shard duration
 sqrt(2·overhead/hazard), work per task of several start latencies, array jobs of 10,000)."""
 
 from __future__ import annotations
@@ -31,6 +31,17 @@ def test_local_sizing(count: int, shards: int, size: int) -> None:
     assert (chosen.shards, chosen.shard_size, chosen.workers) == (shards, size, min(2, shards))
     assert chosen.shards == math.ceil(count / chosen.shard_size)
     assert chosen.reasons[-1] == f"→ {shards:,} shards of {size:,} scenarios on {min(2, shards):,} workers"
+
+
+def test_local_sizing_uses_every_core() -> None:
+    # 8 cores: 8 workers; 12.5 s of model time over 8 cores -> 2 shards -> 2 per worker -> 16
+    chosen = sizing.size_local(8_000_000, PER, None, cores=8)
+    assert (chosen.workers, chosen.shards, chosen.shard_size) == (8, 16, 500_000)
+    assert "workers: 8, one per core (a local worker task runs one model process)" in chosen.reasons
+    # fewer workers than cores: the model time is spread over the workers only
+    chosen = sizing.size_local(8_000_000, PER, 2, cores=8)
+    assert "50.0 s of model time over 2 cores" in chosen.reasons
+    assert (chosen.workers, chosen.shards) == (2, 50)
 
 
 def test_aws_shard_duration_balances_overhead_and_spot_rework() -> None:
