@@ -66,8 +66,9 @@ def calibrate(model: ScenarioModel, source: ScenarioSource) -> float:
         started = time.perf_counter()
         evaluate_range(model, source, 0, size)
         spent = time.perf_counter() - started
-        if size >= min(CHUNK, available):
-            best = min(best, spent / size)
+        if size < min(CHUNK, available):  # part of a block: the per-call cost would dominate
+            continue
+        best = min(best, spent / size)
         if spent >= CALIBRATION_SECONDS or size >= min(available, CALIBRATION_CAP):
             return best
 

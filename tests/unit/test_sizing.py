@@ -11,6 +11,7 @@ import pytest
 from scengrid import sizing
 from scengrid.models import load_model
 from scengrid.planning.parameters import PlanParameters
+from scengrid.settings import cpu_count
 from scengrid.spec import GeneratedScenarios, RunSpec
 
 PER = 12.5e-6  # 80,000 scenarios/s on one core
@@ -84,6 +85,16 @@ def test_choose_calibrates_the_models_own_cost() -> None:
     spec = RunSpec(scenarios=GeneratedScenarios(count=400_000, seed=1), shard_size=50_000)
     model = load_model(spec.model.name, spec.model.params)
     chosen = sizing.choose(spec, model, "local")
-    assert chosen.shard_size == 50_000 and chosen.shards == 8 and chosen.workers == 2
+    assert chosen.shard_size == 50_000 and chosen.shards == 8 and chosen.workers == min(cpu_count(), 8)  # one per core
     assert 1e-7 < chosen.seconds_per_scenario < 1e-3
     assert chosen.reasons[0].startswith("model: ") and "calibrated" in chosen.reasons[0]
+
+
+@pytest.mark.parametrize("count", [300, 400_000])
+def test_calibration_measures_at_least_one_block_however_slow_the_machine(count: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # every batch "takes too long": calibration still goes on to one block (or the whole source)
+    monkeypatch.setattr(sizing, "CALIBRATION_SECONDS", 0.0)
+    source = GeneratedScenarios(count=count, seed=1)
+    per = sizing.calibrate(load_model("portfolio", RunSpec(scenarios=source).model.params), source)
+    assert 1e-7 < per < 1e-3
+
