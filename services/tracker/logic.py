@@ -52,6 +52,8 @@ def _(event: ShardDone, store: RunStore) -> bool:
             "duration_s": event.duration_s,
             "eval_s": event.eval_s,
             "task_id": event.task_id,
+            # the PD model that scored the shard (credit overlay only)
+            **({"model_version": event.model_version} if event.model_version else {}),
         },
         var_99=event.var_99,
     )

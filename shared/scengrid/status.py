@@ -77,6 +77,7 @@ class ShardRecord(BaseModel):
     eval_s: float | None = None
     task_id: str | None = None
     error: str | None = None
+    model_version: str | None = None  # SHA-256 of the PD model that scored it (credit overlay)
 
 
 def _from_item(item: dict[str, Any]) -> dict[str, Any]:

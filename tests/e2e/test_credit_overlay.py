@@ -67,6 +67,7 @@ def test_the_model_version_is_recorded_with_each_shard_and_in_the_summary(by_lam
     assert json.loads((outcome.results_dir / "summary.json").read_text())["model_version"] == small_pd_model.sha256
     assert outcome.as_json()["model_version"] == small_pd_model.sha256
     for shard in read_shards(outcome.run_id):
+        assert shard.model_version == small_pd_model.sha256  # from its shard-done event, by the tracker
         schema = s3io.get_table(layout.shard_key(outcome.run_id, shard.shard_id)).schema
         assert result_metadata(schema) == {"model_version": small_pd_model.sha256}
 
