@@ -28,7 +28,7 @@ from scengrid.settings import cpu_count
 from scengrid.spec import AUTO_MIN_SHARD, MAX_SHARDS, RunSpec, ScenarioSource, scenario_count
 
 Backend = Literal["local", "aws"]
-CALIBRATION_SECONDS = 0.025  # measure until one batch took this long (or the cap): ~0.05 s in all
+CALIBRATION_SECONDS = 0.025  # measure until one batch took this long (or the cap): under 0.1 s in all
 CALIBRATION_CAP = 16_384  # scenarios
 LOCAL_MAX_SHARDS = 200
 LOCAL_TARGET_SHARD_S = 1.0
