@@ -128,10 +128,14 @@ def size_aws(count: int, per_scenario_s: float, workers: int | None, params: Pla
     return _bounded(count, shards, workers, "aws", per_scenario_s, reasons, (MAX_SHARDS, "the manifest and the queue stay bounded"))
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _given_size(count: int, shard_size: int, workers: int, backend: Backend, per_scenario_s: float, reasons: list[str]) -> Sizing:
     shards = math.ceil(count / shard_size)
     workers = min(workers, shards)
-    reasons.append(f"shard size {shard_size:,} as the spec says → {shards:,} shards on {workers:,} workers")
+    reasons.append(f"shard size {shard_size:,} as the spec says → {_count(shards, 'shard')} on {_count(workers, 'worker')}")
     return Sizing(backend=backend, shard_size=shard_size, shards=shards, workers=workers,
                   seconds_per_scenario=per_scenario_s, reasons=reasons)
 
@@ -158,7 +162,7 @@ def _bounded(
         reasons.append(f"at least {AUTO_MIN_SHARD:,} scenarios per shard (or all of them)")
     shards = math.ceil(count / size)
     workers = min(workers, shards)
-    reasons.append(f"→ {shards:,} shards of {size:,} scenarios on {workers:,} workers")
+    reasons.append(f"→ {_count(shards, 'shard')} of {_count(size, 'scenario')} on {_count(workers, 'worker')}")
     return Sizing(backend=backend, shard_size=size, shards=shards, workers=workers, seconds_per_scenario=per_scenario_s,
                   reasons=reasons)
 
@@ -171,7 +175,7 @@ def choose(spec: RunSpec, model: ScenarioModel, backend: Backend, params: PlanPa
     if shard_size is not None and workers is not None:
         shards = math.ceil(count / shard_size)
         return Sizing(backend=backend, shard_size=shard_size, shards=shards, workers=workers,
-                      reasons=[f"as the spec says: {shards:,} shards of {shard_size:,} on {workers:,} workers"])
+                      reasons=[f"as the spec says: {_count(shards, 'shard')} of {shard_size:,} on {_count(workers, 'worker')}"])
     per_scenario = calibrate(model, spec.scenarios)
     if backend == "local":
         return size_local(count, per_scenario, workers, shard_size)

@@ -31,7 +31,8 @@ def test_local_sizing(count: int, shards: int, size: int) -> None:
     chosen = sizing.size_local(count, PER, None, cores=2)
     assert (chosen.shards, chosen.shard_size, chosen.workers) == (shards, size, min(2, shards))
     assert chosen.shards == math.ceil(count / chosen.shard_size)
-    assert chosen.reasons[-1] == f"→ {shards:,} shards of {size:,} scenarios on {min(2, shards):,} workers"
+    workers = "1 worker" if shards == 1 else "2 workers"
+    assert chosen.reasons[-1] == f"→ {shards:,} shard{'s' * (shards > 1)} of {size:,} scenarios on {workers}"
 
 
 def test_local_sizing_uses_every_core() -> None:
