@@ -78,12 +78,17 @@ def task_speed(vcpus: float) -> float:
     return 1.0 + max(0.0, vcpus - 1.0) * PARALLEL_EFFICIENCY
 
 
+def local_workers(cores: int | None = None) -> int:
+    """``workers: auto`` locally: one per core."""
+    return cores or cpu_count()
+
+
 def size_local(count: int, per_scenario_s: float, workers: int | None, shard_size: int | None = None,
                cores: int | None = None) -> Sizing:
     cores = cores or cpu_count()
     reasons = [f"model: {per_scenario_s * 1e6:,.1f} µs per scenario on one core (calibrated)"]
     if workers is None:
-        workers = cores
+        workers = local_workers(cores)
         reasons.append(f"workers: {workers}, one per core (a local worker task runs one model process)")
     busy = min(workers, cores)
     compute_s = count * per_scenario_s / busy

@@ -119,10 +119,10 @@ def run(args: argparse.Namespace) -> int:
         stack = LocalStack(chaos_seed=args.chaos_seed if args.chaos else None, pd_model=pd_model).__enter__()
     if args.chaos:
         from scengrid.local.chaos import WorkerKiller
-        from scengrid.settings import cpu_count
+        from scengrid.sizing import local_workers
 
-        assert stack.runner is not None  # auto: one worker per core (scengrid/sizing.py)
-        stack.runner.interrupter = WorkerKiller(args.chaos_seed, spec.workers if isinstance(spec.workers, int) else cpu_count())
+        assert stack.runner is not None
+        stack.runner.interrupter = WorkerKiller(args.chaos_seed, spec.workers if isinstance(spec.workers, int) else local_workers())
     try:
         err.print(f"stack ready in {stack.startup_s:.1f}s (emulator at {stack.emulator.url}; job logs in {stack.work_dir})")
         progress = Progress(
