@@ -19,9 +19,9 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV)/.synced: $(UV) pyproject.toml shared/pyproject.toml uv.lock
+$(VENV)/.synced: $(UV) pyproject.toml shared/pyproject.toml shared/cli/pyproject.toml uv.lock
 	$(UV) sync --frozen --quiet
-	$(VENV)/bin/python -m compileall -q -j 0 shared/scengrid services tests >/dev/null
+	$(VENV)/bin/python -m compileall -q -j 0 shared/scengrid shared/cli/scengrid_cli services tests >/dev/null
 	@touch $@
 
 venv: $(VENV)/.synced ## create .venv with the locked dependencies
@@ -39,7 +39,7 @@ lint: venv ## cfn-lint the template
 	$(RUN) cfn-lint infra/template.yaml
 
 schemas: venv ## regenerate infra/schemas/ (events) and infra/openapi.json (API)
-	$(RUN) python -m scengrid.schemas --write
+	$(RUN) python -m scengrid_cli.schemas --write
 	$(RUN) python -m services.tracker.openapi --write
 
 bench: venv ## benchmarks (JSON on stdout); syncs the bench group (Dask, Ray, Lithops) for the pipeline benchmark
@@ -48,7 +48,7 @@ bench: venv ## benchmarks (JSON on stdout); syncs the bench group (Dask, Ray, Li
 	$(UV) run --frozen --group bench python tests/bench/bench_inference.py
 
 model: venv ## train the PD model into build/models/ (LARGE=1: the >= 100 MB variant, pd-large.onnx)
-	$(RUN) python -m scengrid.inference.train --out build/models $(if $(LARGE),--large,)
+	$(RUN) python -m scengrid_cli.training.train --out build/models $(if $(LARGE),--large,)
 
 clean: ## remove the virtualenvs, local results and trained models
 	rm -rf $(VENV) $(TOOLS) runs build .pytest_cache
@@ -60,3 +60,8 @@ deploy: ## build and push the images, deploy the stack to AWS (docs/deploy.md; E
 
 teardown: ## delete the AWS stack; its data stays unless PURGE=1
 	scripts/deploy teardown $(if $(PURGE),--purge,)
+
+.PHONY: base-image
+
+base-image: ## a local stand-in for python:3.11-slim-bookworm (debootstrap), where registries cannot be reached
+	scripts/container-engine && scripts/base-image

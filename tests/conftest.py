@@ -12,7 +12,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def small_pd_model(tmp_path_factory: pytest.TempPathFactory) -> "TrainedModel":  # noqa: F821
-    from scengrid.inference.train import train
+    from scengrid_cli.training.train import train
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the small variant stops before it converges, on purpose
@@ -21,7 +21,7 @@ def small_pd_model(tmp_path_factory: pytest.TempPathFactory) -> "TrainedModel": 
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory, small_pd_model) -> Iterator["LocalStack"]:  # noqa: ANN001, F821
-    from scengrid.local.stack import LocalStack
+    from scengrid_cli.local.stack import LocalStack
 
     with LocalStack(work_dir=tmp_path_factory.mktemp("stack"), pd_model=small_pd_model.path) as stack:
         yield stack

@@ -1,7 +1,7 @@
 """The REST API (API Gateway → this Lambda; locally, an HTTP adapter sends it the same events).
 
 Routes are thin: they validate (pydantic, through the resolver), call one function of
-``scengrid.runs`` or ``services.tracker.queries``, and return. Errors map to HTTP in one place."""
+``services.tracker.runs`` or ``services.tracker.queries``, and return. Errors map to HTTP in one place."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from scengrid.errors import Conflict, InvalidInput, RunNotFound
 from scengrid.observability import service_logger, service_tracer
-from scengrid.runs import cancel_run, retry_run, submit_run
+from services.tracker.runs import cancel_run, retry_run, submit_run
 from scengrid.user_files import require_s3
 from scengrid.spec import RunSpec
 from scengrid.status import ShardRecord, Status

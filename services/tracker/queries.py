@@ -12,7 +12,7 @@ from scengrid.errors import Conflict
 from scengrid.s3io import get_json
 from scengrid.aws import client
 from scengrid.risk import PartialEstimate, batch_means
-from scengrid.runs import get_run
+from services.tracker.runs import get_run
 from scengrid.settings import get_settings
 from scengrid.status import FINAL, RunRecord, ShardRecord, Status, page_runs, read_shards
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from scengrid.kernel import CHUNK, evaluate_range
 from scengrid.models.base import ScenarioModel
-from scengrid.planning.parameters import PlanParameters
+from scengrid.plan_parameters import PlanParameters
 from scengrid.settings import cpu_count
 from scengrid.spec import AUTO_MIN_SHARD, MAX_SHARDS, RunSpec, ScenarioSource, scenario_count
 

@@ -87,7 +87,7 @@ def main() -> None:
         print(json.dumps(collate_child(args.child[0], int(args.child[1]), args.shard_size)))
         return
 
-    from scengrid.local.emulator import free_port
+    from scengrid_cli.local.emulator import free_port
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -84,10 +84,10 @@ def timed(calls: dict[str, Any], repeats: int) -> dict[str, list[float]]:
 
 def warm(model_file: Path, estimator: Any) -> dict[str, Any]:
     """Warm latencies of one model, served from its file (no network in the timings)."""
-    from scengrid.inference import ground_truth
+    from scengrid_cli.training import ground_truth
     from scengrid.inference.loader import model_holder
-    from scengrid.inference.train import sklearn_pd
-    from scengrid.local.pollers import LambdaContext
+    from scengrid_cli.training.train import sklearn_pd
+    from scengrid_cli.local.pollers import LambdaContext
     from scengrid.settings import get_settings
     from services.inference.handler import lambda_handler
 
@@ -125,8 +125,8 @@ def main() -> int:
 
     from scengrid.aws import client
     from scengrid.inference.publish import publish_model
-    from scengrid.inference.train import train
-    from scengrid.local.emulator import Emulator
+    from scengrid_cli.training.train import train
+    from scengrid_cli.local.emulator import Emulator
     from scengrid.settings import cpu_count, get_settings
 
     with tempfile.TemporaryDirectory(prefix="scengrid-bench-inference-") as scratch_dir:

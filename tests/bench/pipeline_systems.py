@@ -80,10 +80,10 @@ def run_scengrid(scenarios: int, cores: int, shard_size: int | None) -> dict[str
     """The local stack as ``scengrid demo`` runs it; the clock runs from submit to COMPLETE
     (the runs item final and the execution SUCCEEDED)."""
     from scengrid import layout, s3io
-    from scengrid.local.demo import watch_run
-    from scengrid.local.results import shard_seconds, stage_seconds
-    from scengrid.local.stack import LocalStack
-    from scengrid.runs import execution_arn, submit_run
+    from scengrid_cli.local.demo import watch_run
+    from scengrid_cli.local.results import shard_seconds, stage_seconds
+    from scengrid_cli.local.stack import LocalStack
+    from services.tracker.runs import execution_arn, submit_run
     from scengrid.status import Status
 
     spec = RunSpec(

@@ -27,7 +27,7 @@ MAX_EXAMPLES = 25
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, small_pd_model) -> Iterator[dict]:  # noqa: ANN001
     cwd = tmp_path_factory.mktemp("contract")
-    cli = [sys.executable, "-m", "scengrid.cli", "local"]
+    cli = [sys.executable, "-m", "scengrid_cli.cli", "local"]
     env = {**os.environ, "SCENGRID_PD_MODEL_FILE": str(small_pd_model.path)}
     subprocess.run([*cli, "up", "--detach", "--no-runs"], cwd=cwd, env=env, check=True, capture_output=True, timeout=180)
     try:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from scengrid.local.emulator import free_port
+from scengrid_cli.local.emulator import free_port
 
 pytestmark = pytest.mark.e2e
-CLI = [sys.executable, "-m", "scengrid.cli"]
+CLI = [sys.executable, "-m", "scengrid_cli.cli"]
 
 
 def wait_until_answering(url: str, log: Path, timeout: float = 60) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from scengrid import layout, s3io
 from scengrid.kernel import result_metadata
-from scengrid.local.demo import RunOutcome, run_on_stack
+from scengrid_cli.local.demo import RunOutcome, run_on_stack
 from scengrid.spec import DEFAULT_MODEL_PARAMS, GeneratedScenarios, ModelRef, RunSpec
 from scengrid.status import Status, read_shards
 
@@ -85,7 +85,7 @@ def test_inline_gives_the_same_losses_without_invoking_the_function(by_lambda, i
 def test_scengrid_demo_with_the_overlay(small_pd_model, tmp_path: Path) -> None:  # noqa: ANN001
     env = {**os.environ, "SCENGRID_PD_MODEL_FILE": str(small_pd_model.path)}
     done = subprocess.run(
-        [sys.executable, "-m", "scengrid.cli", "demo", "--scenarios", "4000", "--credit-overlay", "lambda", "--lgd", "0.4",
+        [sys.executable, "-m", "scengrid_cli.cli", "demo", "--scenarios", "4000", "--credit-overlay", "lambda", "--lgd", "0.4",
          "--out", str(tmp_path), "--json"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )

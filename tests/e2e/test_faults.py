@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from scengrid.local.demo import retry_on_stack, run_on_stack
+from scengrid_cli.local.demo import retry_on_stack, run_on_stack
 from scengrid.spec import GeneratedScenarios, RunSpec
 from scengrid.status import Status, read_shards
 
@@ -21,7 +21,7 @@ CHAOS_RUN = ["--scenarios", "50000", "--workers", "5", "--shard-size", "2500", "
 
 def demo(tmp_path, *extra: str) -> dict:  # noqa: ANN001
     out = subprocess.run(
-        [sys.executable, "-m", "scengrid.cli", "demo", *CHAOS_RUN, "--out", str(tmp_path), "--json", *extra],
+        [sys.executable, "-m", "scengrid_cli.cli", "demo", *CHAOS_RUN, "--out", str(tmp_path), "--json", *extra],
         capture_output=True, text=True, timeout=600, check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 def scengrid(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run(
-        [sys.executable, "-m", "scengrid.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-m", "scengrid_cli.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
     )
     if check:
         assert done.returncode == 0, f"scengrid {' '.join(args)}: {done.stderr[-2000:]}"

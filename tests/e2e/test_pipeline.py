@@ -12,8 +12,8 @@ import pytest
 
 from scengrid import layout, s3io
 from scengrid.events import ShardDone, publish
-from scengrid.local.demo import run_on_stack
-from scengrid.local.results import state_names
+from scengrid_cli.local.demo import run_on_stack
+from scengrid_cli.local.results import state_names
 from scengrid.spec import GeneratedScenarios, RunSpec
 from scengrid.status import Status, read_run, read_shards
 

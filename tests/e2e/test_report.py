@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scengrid.local.demo import run_on_stack
+from scengrid_cli.local.demo import run_on_stack
 from scengrid.spec import GeneratedScenarios, RunSpec
 
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,4 @@
-"""Probes of plain, unpatched moto: each one observes a hole that scengrid.local.moto_gaps
+"""Probes of plain, unpatched moto: each one observes a hole that scengrid_cli.local.moto_gaps
 works round. Run as a script in a fresh process (so no patch is installed); writes JSON
 {probe: observation} to the file named by its argument. tests/integration/test_moto_gaps.py asserts on the observations."""
 

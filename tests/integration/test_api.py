@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from scengrid.aws import client
-from scengrid.local.http_api import LocalApi
+from scengrid_cli.local.http_api import LocalApi
 from services.tracker.openapi import SPEC_FILE, openapi_text
 
 KEY = "test-key"

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from scengrid.aws import client
-from scengrid.local.http_api import LocalApi
+from scengrid_cli.local.http_api import LocalApi
 from scengrid.models import load_model
 from scengrid.spec import DEFAULT_MODEL_PARAMS
 from tests.portfolio_data import GOOD as BOOK
@@ -197,7 +197,7 @@ def test_bad_cli_input_exits_2_naming_the_field_and_leaves_nothing(
     env = {**os.environ, "SCENGRID_API_URL": api.url, "SCENGRID_API_KEY": KEY}
     before = footprint(local_stack)
     done = subprocess.run(
-        [sys.executable, "-m", "scengrid.cli", *(a.replace("{dir}", str(inputs["specs"])) for a in args)],
+        [sys.executable, "-m", "scengrid_cli.cli", *(a.replace("{dir}", str(inputs["specs"])) for a in args)],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 2, done.stderr

@@ -18,15 +18,15 @@ import pytest
 
 from scengrid.aws import client
 from scengrid.events import parse_envelope
-from scengrid.local.cfn import load_template
-from scengrid.local.moto_gaps import (
+from scengrid_cli.local.cfn import load_template
+from scengrid_cli.local.moto_gaps import (
     UNMODELLED_RESOURCE_TYPES,
     evaluate_cidr_functions,
     inline_state_machine_definition,
     skipped_resources,
     use_batch_service_linked_role,
 )
-from scengrid.local.provision import INFRA_DIR, TEMPLATE
+from scengrid_cli.local.provision import INFRA_DIR, TEMPLATE
 from scengrid.spec import RunSpec
 from scengrid.status import Status, read_run, read_shards
 from tests.api_mapping import put_events_request

@@ -20,10 +20,10 @@ import requests
 
 from scengrid import layout
 from scengrid.aws import client, lambda_invoker
-from scengrid.inference import ground_truth
+from scengrid_cli.training import ground_truth
 from scengrid.inference.loader import ModelHolder, S3ModelSource, model_holder
 from scengrid.inference.publish import publish_model
-from scengrid.inference.train import _estimator, _to_onnx, sklearn_pd
+from scengrid_cli.training.train import _estimator, _to_onnx, sklearn_pd
 from scengrid.settings import cpu_count, get_settings
 
 ROWS = {"rows": [[0.0, 0.0, 0.0, 4, 5.0], [50.0, 300.0, -0.3, 6, 2.0]]}
@@ -214,7 +214,7 @@ def test_the_session_runs_on_the_vcpus_sequentially(local_stack, model_object, s
 
 @pytest.fixture
 def api(local_stack) -> Iterator[str]:  # noqa: ANN001
-    from scengrid.local.http_api import LocalApi
+    from scengrid_cli.local.http_api import LocalApi
 
     served = LocalApi(api_key="predict-key").start()
     try:

@@ -1,4 +1,4 @@
-"""Each workaround in scengrid.local.moto_gaps exists because of a hole in moto. The first
+"""Each workaround in scengrid_cli.local.moto_gaps exists because of a hole in moto. The first
 test of each pair shows the hole in plain moto (run in a fresh process, with no patch); when
 moto closes it, that test fails and the workaround can go. The second shows the workaround."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scengrid.aws import client, lambda_invoker
-from scengrid.local.moto_gaps import (
+from scengrid_cli.local.moto_gaps import (
     UNMODELLED_RESOURCE_TYPES,
     evaluate_cidr_functions,
     inline_state_machine_definition,
@@ -214,7 +214,7 @@ def test_a_stopping_job_wakes_the_sync_tasks(local_stack) -> None:  # noqa: ANN0
 
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback as sync
 
-    from scengrid.local.moto_gaps import SleepUntilAJobStops, _notify_job_stopped
+    from scengrid_cli.local.moto_gaps import SleepUntilAJobStops, _notify_job_stopped
 
     assert isinstance(sync.time, SleepUntilAJobStops) and sync.time.monotonic is time.monotonic
     sleeper = threading.Thread(target=sync.time.sleep, args=(60,), daemon=True)

@@ -16,8 +16,8 @@ import pytest
 from scengrid import layout, s3io, sizing
 from scengrid.aws import client
 from scengrid.events import RunRequested
-from scengrid.local.batch_runner import Attempt, retry_decision
-from scengrid.local.moto_gaps import mocked_calls, use_sfn_mock_config
+from scengrid_cli.local.batch_runner import Attempt, retry_decision
+from scengrid_cli.local.moto_gaps import mocked_calls, use_sfn_mock_config
 from scengrid.models import load_model
 from scengrid.spec import GeneratedScenarios, RunSpec
 from scengrid.status import Status, read_run

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scengrid.cli import build_parser
+from scengrid_cli.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -7,7 +7,7 @@ from scengrid import layout
 from scengrid.errors import UnknownModel
 from scengrid.events import EVENT_TYPES, ShardDone, entry_for, parse_envelope
 from scengrid.models import available_models, load_model
-from scengrid.schemas import stale_schemas
+from scengrid_cli.schemas import stale_schemas
 from scengrid.work import MAX_ARRAY_CHILDREN, plan_worker_groups
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def test_state_machine_reads_the_worker_groups_key_of_the_layout() -> None:
 def test_every_asl_placeholder_is_substituted_by_the_template() -> None:
     import re
 
-    from scengrid.local.cfn import load_template
+    from scengrid_cli.local.cfn import load_template
 
     asl = (ROOT / "infra" / "statemachine" / "run.asl.json").read_text()
     template = load_template(ROOT / "infra" / "template.yaml")

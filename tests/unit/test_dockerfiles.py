@@ -18,21 +18,21 @@ from pathlib import Path
 
 import pytest
 
-from scengrid.local.cfn import load_template
+from scengrid_cli.local.cfn import load_template
+from tests.dockerfile_reader import (
+    BATCH_BASE,
+    LAMBDA_312_BASE,
+    LAMBDA_BASE,
+    PLATFORM,
+    build_stage_of,
+    copies,
+    installed_site,
+    read_stages,
+    tool,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "infra" / "template.yaml")["Resources"]
-BATCH_BASE = "python:3.11-slim-bookworm"
-LAMBDA_BASE = "public.ecr.aws/lambda/python:3.11"
-LAMBDA_312_BASE = "public.ecr.aws/lambda/python:3.12"
-# The platform tag and Python each base image has: Debian bookworm has glibc 2.36; the Lambda
-# python3.11 image is Amazon Linux 2 (glibc 2.26, and 2_17 is the closest tag uv knows below
-# it); the python3.12 one is Amazon Linux 2023 (glibc 2.34).
-PLATFORM = {
-    BATCH_BASE: ("x86_64-manylinux_2_36", "3.11"),
-    LAMBDA_BASE: ("x86_64-manylinux_2_17", "3.11"),
-    LAMBDA_312_BASE: ("x86_64-manylinux_2_34", "3.12"),
-}
 HOST = ("x86_64-manylinux_2_36", f"{sys.version_info.major}.{sys.version_info.minor}")
 HEAVY = ("numpy", "scipy", "pyarrow")
 
@@ -62,97 +62,6 @@ SERVICES = [
     Service("inference", LAMBDA_312_BASE, "services.inference.handler.lambda_handler", "InferenceFunction", heavy=("numpy",)),
 ]
 IDS = [s.name for s in SERVICES]
-
-
-# ---------------------------------------------------------------- a small Dockerfile reader
-@dataclass
-class Stage:
-    base: str
-    name: str | None
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def all(self, keyword: str) -> list[str]:
-        return [args for kw, args in self.instructions if kw == keyword]
-
-
-def read_stages(path: Path) -> list[Stage]:
-    text = re.sub(r"\\\n", " ", path.read_text())  # join continuation lines
-    stages: list[Stage] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        keyword, _, args = line.partition(" ")
-        keyword = keyword.upper()
-        if keyword == "FROM":
-            parts = args.split()
-            stages.append(Stage(parts[0], parts[2] if len(parts) > 2 and parts[1].upper() == "AS" else None))
-        else:
-            stages[-1].instructions.append((keyword, args.strip()))
-    return stages
-
-
-def copies(stage: Stage) -> list[tuple[list[str], str]]:
-    """(sources, destination) of each COPY/ADD of the build context (not ``--from``)."""
-    out = []
-    for args in stage.all("COPY") + stage.all("ADD"):
-        if args.startswith("--from"):
-            continue
-        parts = args.split()
-        out.append((parts[:-1], parts[-1]))
-    return out
-
-
-def build_stage_of(stages: list[Stage]) -> Stage:
-    """The stage whose installed packages the final image copies."""
-    final = stages[-1]
-    names = {s.name: s for s in stages if s.name}
-    sources = [a.split()[0].split("=", 1)[1] for a in final.all("COPY") if a.startswith("--from=")]
-    return next(names[s] for s in sources if s in names and names[s].all("RUN"))
-
-
-# ---------------------------------------------------------------- tools
-def tool(name: str) -> str:
-    for candidate in (Path(sys.executable).parent / name, ROOT / ".tools" / "bin" / name):
-        if candidate.is_file():
-            return str(candidate)
-    found = shutil.which(name)
-    assert found, f"{name} is not installed (make venv)"
-    return found
-
-
-_sites: dict[tuple, Path] = {}
-
-
-def installed_site(build: Stage, platform: tuple[str, str], tmp: Path) -> Path:
-    """The packages of an image: the build stage's RUN replayed command by command in a copy
-    of its build context, with every install and resolution aimed at the image's platform
-    and Python, and into a target folder (the image's venv or /opt/site)."""
-    key = (build.base, platform, tuple(build.all("RUN")))
-    if key in _sites:
-        return _sites[key]
-    context, site = tmp / f"context-{len(_sites)}", tmp / f"site-{len(_sites)}"
-    for sources, destination in copies(build):
-        for source in sources:
-            src, dst = ROOT / source, context / destination
-            if src.is_dir():
-                shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                dst.mkdir(parents=True, exist_ok=True)
-                shutil.copy(src, dst / src.name)
-    uv = tool("uv")
-    for command in " && ".join(build.all("RUN")).split(" && "):
-        words = command.split()
-        if words[:2] == ["uv", "venv"]:
-            continue  # the image's virtualenv: here the packages go to a target folder
-        command = command.replace("--python /opt/venv/bin/python", "--target /opt/site").replace("/opt/site", str(site))
-        if words[:3] in (["uv", "pip", "install"], ["uv", "pip", "compile"]):
-            command += f" --python-platform {platform[0]} --python-version {platform[1]}"
-        if words[0] == "uv":
-            command = f"{uv} {command[3:]}"
-        subprocess.run(command, shell=True, cwd=context, check=True, capture_output=True)  # noqa: S602 - the Dockerfile's own RUN
-    _sites[key] = site
-    return site
 
 
 @pytest.fixture(scope="module")

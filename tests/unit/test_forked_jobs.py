@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scengrid.local.forked_jobs import JobForker, module_of
+from scengrid_cli.local.forked_jobs import JobForker, module_of
 
 JOB = '''
 import os, sys, threading, time

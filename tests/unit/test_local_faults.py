@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from scengrid.local.batch_runner import SPOT_RECLAIM_REASON, Attempt, retry_decision
-from scengrid.local.chaos import WorkerKiller
-from scengrid.local.cfn import load_template
-from scengrid.local.moto_gaps import LocalJob
-from scengrid.local.provision import TEMPLATE
+from scengrid_cli.local.batch_runner import SPOT_RECLAIM_REASON, Attempt, retry_decision
+from scengrid_cli.local.chaos import WorkerKiller
+from scengrid_cli.local.cfn import load_template
+from scengrid_cli.local.moto_gaps import LocalJob
+from scengrid_cli.local.provision import TEMPLATE
 
 
 def worker_strategy() -> dict:

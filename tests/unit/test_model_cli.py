@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scengrid.cli import main
+from scengrid_cli.cli import main
 from scengrid.kernel import evaluate_range
 from scengrid.models import load_model
 from scengrid.spec import GeneratedScenarios

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scengrid.inference import ground_truth
+from scengrid_cli.training import ground_truth
 from scengrid.inference.contract import FEATURES
 from scengrid.inference.loader import open_session
-from scengrid.inference.train import _estimator, _to_onnx, sklearn_pd
+from scengrid_cli.training.train import _estimator, _to_onnx, sklearn_pd
 
 HOLDOUT = ground_truth.sample_features(20_000, np.random.default_rng(11)).astype(np.float32)
 
@@ -57,7 +57,7 @@ def test_the_model_learned_the_ground_truth(small_pd_model) -> None:  # noqa: AN
 def test_training_is_deterministic_across_interpreters(small_pd_model, tmp_path: Path) -> None:  # noqa: ANN001
     """Another process, another hash seed: the same bytes."""
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONWARNINGS": "ignore"}
-    subprocess.run([sys.executable, "-m", "scengrid.inference.train", "--small", "--out", str(tmp_path)],
+    subprocess.run([sys.executable, "-m", "scengrid_cli.training.train", "--small", "--out", str(tmp_path)],
                    env=env, check=True, capture_output=True, timeout=300)
     assert (tmp_path / "pd-small.onnx").read_bytes() == small_pd_model.path.read_bytes()
 

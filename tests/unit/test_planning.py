@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scengrid.planning.parameters import PlanParameters
-from scengrid.planning.plan import plan_run, subnet_advice
-from scengrid.planning.simulate import Layout, _submission_offsets, simulate, simulate_one_task_per_shard
+from scengrid.plan_parameters import PlanParameters
+from scengrid_cli.planning.plan import plan_run, subnet_advice
+from scengrid_cli.planning.simulate import Layout, _submission_offsets, simulate, simulate_one_task_per_shard
 
 FIXED = PlanParameters(start_latency_sigma=0, start_latency_median_s=45, spot_interruptions_per_hour=0)
 
@@ -62,7 +62,7 @@ def test_subnet_advice() -> None:
 def test_plan_command_prints_sizes_and_refuses_over_budget(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text("scenarios: {count: 1000000, seed: 1}\nworkers: 50\nshard_size: 50000\n")
-    base = [sys.executable, "-m", "scengrid.cli", "plan", str(spec), "--seconds-per-scenario", "0.0002"]
+    base = [sys.executable, "-m", "scengrid_cli.cli", "plan", str(spec), "--seconds-per-scenario", "0.0002"]
     done = subprocess.run([*base, "--scenarios", "1000000", "10000000", "100000000", "--json"], capture_output=True, text=True, check=True)
     plans = json.loads(done.stdout)
     assert [p["scenarios"] for p in plans] == [1_000_000, 10_000_000, 100_000_000]
@@ -75,6 +75,6 @@ def test_plan_command_prints_sizes_and_refuses_over_budget(tmp_path: Path) -> No
 def test_bad_parameters_are_named(tmp_path: Path, bad: str) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text("scenarios: {count: 1000}\n")
-    done = subprocess.run([sys.executable, "-m", "scengrid.cli", "plan", str(spec), "--seconds-per-scenario", "1e-4", "--param", bad],
+    done = subprocess.run([sys.executable, "-m", "scengrid_cli.cli", "plan", str(spec), "--seconds-per-scenario", "1e-4", "--param", bad],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "--param" in done.stderr and "Traceback" not in done.stderr

@@ -18,7 +18,7 @@ from scengrid.aws import client, reset_clients
 from scengrid.errors import InvalidInput
 from scengrid.kernel import evaluate_range
 from scengrid.models import load_model
-from scengrid.runs import resolve_spec
+from services.tracker.runs import resolve_spec
 from scengrid.scenario_sources import open_shocks, resolve_source
 from scengrid.settings import get_settings
 from scengrid.spec import FileScenarios, HistoricalScenarios, RunSpec, StressScenarios

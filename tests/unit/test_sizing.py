@@ -10,7 +10,7 @@ import pytest
 
 from scengrid import sizing
 from scengrid.models import load_model
-from scengrid.planning.parameters import PlanParameters
+from scengrid.plan_parameters import PlanParameters
 from scengrid.settings import cpu_count
 from scengrid.spec import GeneratedScenarios, RunSpec
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from scengrid.local.batch_runner import Attempt, retry_decision
-from scengrid.local.moto_gaps import evaluate_cidr_functions
+from scengrid_cli.local.batch_runner import Attempt, retry_decision
+from scengrid_cli.local.moto_gaps import evaluate_cidr_functions
 from scengrid.settings import Settings
 from scengrid.work import MAX_ARRAY_CHILDREN
 from tests.template_data import TEMPLATE_PATH, asl, of_type, resources, template

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from scengrid.aws import client
-from scengrid.local.results import copy_logs, copy_results, shard_seconds, stage_seconds
-from scengrid.local.stack import LocalStack
+from scengrid_cli.local.results import copy_logs, copy_results, shard_seconds, stage_seconds
+from scengrid_cli.local.stack import LocalStack
 from scengrid.chaos import read_injections
-from scengrid.runs import execution_arn, retry_run, submit_run
+from scengrid_cli.local.pollers import execution_arn
+from services.tracker.runs import retry_run, submit_run
 from scengrid.s3io import get_json
 from scengrid.spec import RunSpec
 from scengrid.status import FINAL, RunRecord, Status, read_run, read_shards

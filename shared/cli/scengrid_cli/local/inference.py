@@ -13,7 +13,7 @@ from pathlib import Path
 
 from scengrid import layout
 from scengrid.inference.publish import default_model_file, publish_model
-from scengrid.local.lambda_endpoint import LocalLambdaEndpoint
+from scengrid_cli.local.lambda_endpoint import LocalLambdaEndpoint
 from scengrid.settings import Settings, get_settings
 
 INFERENCE_HANDLER = "services.inference.handler.lambda_handler"
@@ -55,6 +55,6 @@ def demo_pd_model() -> Path:
     found = default_model_file()
     if found is not None:
         return found
-    from scengrid.inference.train import train  # the dev dependencies: scikit-learn, skl2onnx, onnx
+    from scengrid_cli.training.train import train  # the dev dependencies: scikit-learn, skl2onnx, onnx
 
     return train("default").path

@@ -13,13 +13,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from scengrid.local.batch_runner import LocalBatchRunner
-from scengrid.local.emulator import Emulator, set_state_machine_execution
-from scengrid.local.forked_jobs import JobForker
-from scengrid.local.http_api import LocalApi
-from scengrid.local.moto_gaps import install
-from scengrid.local.pollers import launch_poller, tracker_poller
-from scengrid.local.stack import (
+from scengrid_cli.local.batch_runner import LocalBatchRunner
+from scengrid_cli.local.emulator import Emulator, set_state_machine_execution
+from scengrid_cli.local.forked_jobs import JobForker
+from scengrid_cli.local.http_api import LocalApi
+from scengrid_cli.local.moto_gaps import install
+from scengrid_cli.local.pollers import launch_poller, tracker_poller
+from scengrid_cli.local.stack import (
     LOCAL_VISIBILITY_TIMEOUT_S,
     REGION,
     job_environment,

@@ -21,9 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-from scengrid.local.emulator import LOOPBACK, free_port
-from scengrid.local.http_api import LoopbackServer, send_reply
-from scengrid.local.pollers import LambdaContext, load_handler
+from scengrid_cli.local.emulator import LOOPBACK, free_port
+from scengrid_cli.local.http_api import LoopbackServer, send_reply
+from scengrid_cli.local.pollers import LambdaContext, load_handler
 
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024

@@ -16,7 +16,6 @@ from typing import Any
 
 from scengrid.aws import client
 from scengrid.events import RunRequested, parse_envelope
-from scengrid.runs import execution_name
 
 TRACKER_HANDLER = "services.tracker.handler.lambda_handler"
 RECEIVE_WAIT_S = 1
@@ -112,6 +111,16 @@ def tracker_poller(queue_url: str, region: str) -> QueuePoller:
         return {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
 
     return QueuePoller("scengrid-tracker", queue_url, handle)
+
+
+def execution_name(run_id: str, round_: int) -> str:
+    """The execution the local launcher starts for a run's round: the run id, then ``<run_id>-r<round>``
+    (so that a duplicate run-requested starts nothing twice)."""
+    return run_id if round_ == 1 else f"{run_id}-r{round_}"
+
+
+def execution_arn(state_machine_arn: str, run_id: str, round_: int = 1) -> str:
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{execution_name(run_id, round_)}"
 
 
 def launch_poller(queue_url: str, state_machine_arn: str) -> QueuePoller:

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scengrid.aws import client
-from scengrid.local.batch_runner import LocalBatchRunner
-from scengrid.local.emulator import Emulator
-from scengrid.local.forked_jobs import JobForker
-from scengrid.local.inference import LocalInference
-from scengrid.local.moto_gaps import install, retarget_state_machine_rules
-from scengrid.local.pollers import QueuePoller, launch_poller, tracker_poller
-from scengrid.local.provision import provision
+from scengrid_cli.local.batch_runner import LocalBatchRunner
+from scengrid_cli.local.emulator import Emulator
+from scengrid_cli.local.forked_jobs import JobForker
+from scengrid_cli.local.inference import LocalInference
+from scengrid_cli.local.moto_gaps import install, retarget_state_machine_rules
+from scengrid_cli.local.pollers import QueuePoller, launch_poller, tracker_poller
+from scengrid_cli.local.provision import provision
 from scengrid.settings import Settings, cpu_count, use_settings
 
 LOCAL_CREDENTIALS = {

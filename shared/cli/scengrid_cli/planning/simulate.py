@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scengrid.planning.parameters import PlanParameters
+from scengrid.plan_parameters import PlanParameters
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scengrid.aws import client
-from scengrid.local.cfn import load_template
-from scengrid.local.moto_gaps import (
+from scengrid_cli.local.cfn import load_template
+from scengrid_cli.local.moto_gaps import (
     UNMODELLED_RESOURCE_TYPES,
     evaluate_cidr_functions,
     inline_state_machine_definition,
@@ -21,7 +21,7 @@ from scengrid.local.moto_gaps import (
 )
 from scengrid.settings import Settings
 
-INFRA_DIR = Path(__file__).resolve().parents[3] / "infra"
+INFRA_DIR = Path(__file__).resolve().parents[4] / "infra"
 TEMPLATE = INFRA_DIR / "template.yaml"
 
 _OUTPUT_TO_SETTING = {

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from scengrid.local.forked_jobs import module_of
+from scengrid_cli.local.forked_jobs import module_of
 
 PRELOADED = (
     "numpy",

@@ -75,7 +75,7 @@ class JobForker:
 
     def __init__(self, env: dict[str, str]) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "scengrid.local.job_template"],
+            [sys.executable, "-m", "scengrid_cli.local.job_template"],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from scengrid.local.forked_jobs import JobForker, JobProcess, module_of
-from scengrid.local.moto_gaps import LocalJob
+from scengrid_cli.local.forked_jobs import JobForker, JobProcess, module_of
+from scengrid_cli.local.moto_gaps import LocalJob
 
 POLL_S = 0.05  # how often a running job is checked for TerminateJob and chaos interrupts
 # What AWS Batch reports when the host of a Spot task is reclaimed.

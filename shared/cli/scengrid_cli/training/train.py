@@ -1,7 +1,7 @@
 """Train the PD model on the synthetic ground truth and export it to ONNX (``make model``).
 
-    python -m scengrid.inference.train --out build/models            # pd.onnx, the default
-    python -m scengrid.inference.train --out build/models --large    # pd-large.onnx, >= 100 MB
+    python -m scengrid_cli.training.train --out build/models            # pd.onnx, the default
+    python -m scengrid_cli.training.train --out build/models --large    # pd-large.onnx, >= 100 MB
 
 Variants (the same features, the same output, deterministic for a seed):
 - ``default``: standardised features into an MLP (64, 64) trained on logit(PD), 100,000 rows;
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from scengrid.inference import ground_truth
+from scengrid_cli.training import ground_truth
 from scengrid.inference.contract import FEATURES
 from scengrid.inference.publish import DEFAULT_MODEL_DIR, model_file_name, sha256_file, write_checksum
 
@@ -93,7 +93,7 @@ def _to_onnx(estimator: Any, variant: str, rows: int, seed: int) -> bytes:
     graph.name = "scengrid_pd"
     model.doc_string = "scengrid PD model: one-year probability of default given a scenario, a rating and a maturity"
     for key, value in {"features": ",".join(FEATURES), "variant": variant, "rows": str(rows), "seed": str(seed),
-                       "ground_truth": "scengrid.inference.ground_truth"}.items():
+                       "ground_truth": "scengrid_cli.training.ground_truth"}.items():
         model.metadata_props.add(key=key, value=value)
     return model.SerializeToString()
 

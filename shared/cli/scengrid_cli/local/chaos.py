@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Callable
 
 from scengrid import chaos
-from scengrid.local.batch_runner import SPOT_RECLAIM_REASON, Process
-from scengrid.local.moto_gaps import LocalJob
+from scengrid_cli.local.batch_runner import SPOT_RECLAIM_REASON, Process
+from scengrid_cli.local.moto_gaps import LocalJob
 
 WORKER_ENTRYPOINT = "services.worker.main"
 SHARE = 0.2

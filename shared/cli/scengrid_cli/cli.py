@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from scengrid.commands import demo, local, model, plan, runs
+from scengrid_cli.commands import demo, local, model, plan, runs
 from scengrid.errors import ScengridError
 
 COMMANDS = (demo, local, runs, plan, model)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from scengrid.client import LOCAL_STATE, local_state
+from scengrid_cli.client import LOCAL_STATE, local_state
 from scengrid.errors import ScengridError
 
 UP_EXAMPLES = """examples:
@@ -90,7 +90,7 @@ def _api_key() -> str:
 
 
 def _part(name: str, *args: object) -> int:
-    from scengrid.local import standalone
+    from scengrid_cli.local import standalone
 
     getattr(standalone, name)(*args)
     return 0
@@ -114,8 +114,8 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def _serve(port: int | None, execute_runs: bool) -> int:
-    from scengrid.local.http_api import LocalApi
-    from scengrid.local.stack import LocalStack
+    from scengrid_cli.local.http_api import LocalApi
+    from scengrid_cli.local.stack import LocalStack
 
     err = Console(stderr=True)
     stopping = threading.Event()
@@ -147,7 +147,7 @@ def _serve(port: int | None, execute_runs: bool) -> int:
 def _detach(args: argparse.Namespace) -> int:
     LOCAL_STATE.parent.mkdir(exist_ok=True)
     log = LOCAL_STATE.parent / "local.log"
-    command = [sys.executable, "-m", "scengrid.cli", "local", "up"]
+    command = [sys.executable, "-m", "scengrid_cli.cli", "local", "up"]
     command += (["--port", str(args.port)] if args.port else []) + (["--no-runs"] if args.no_runs else [])
     with log.open("wb") as out:
         child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from scengrid.client import ApiClient
+from scengrid_cli.client import ApiClient
 from scengrid.errors import InvalidInput
 from scengrid.spec import RunSpec
 
@@ -147,7 +147,7 @@ def _watch(client: ApiClient, run_id: str, args: argparse.Namespace) -> int:
 
 def _wait_for_view(client: ApiClient, run_id: str, timeout_s: float = 60) -> dict[str, Any]:
     """A just-submitted run appears once the tracker has seen its run-requested."""
-    from scengrid.client import ApiError
+    from scengrid_cli.client import ApiError
 
     deadline = time.monotonic() + timeout_s
     while True:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from scengrid.events import event_schemas, schema_text
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "infra" / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[3] / "infra" / "schemas"
 
 
 def stale_schemas(directory: Path = SCHEMA_DIR) -> list[str]:

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-from scengrid.local.emulator import LOOPBACK, free_port
-from scengrid.local.pollers import LambdaContext, load_handler
+from scengrid_cli.local.emulator import LOOPBACK, free_port
+from scengrid_cli.local.pollers import LambdaContext, load_handler
 
 API_HANDLER = "services.tracker.api.lambda_handler"
 PREDICT_PATH = "/predict"

@@ -92,8 +92,8 @@ def _share(value: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scengrid.local.demo import run_on_stack
-    from scengrid.local.stack import LocalStack
+    from scengrid_cli.local.demo import run_on_stack
+    from scengrid_cli.local.stack import LocalStack
 
     err = Console(stderr=True)
     params = dict(DEFAULT_MODEL_PARAMS) if args.model == DEFAULT_MODEL else {}
@@ -111,14 +111,14 @@ def run(args: argparse.Namespace) -> int:
     )
     pd_model = None
     if args.credit_overlay:
-        from scengrid.local.inference import demo_pd_model
+        from scengrid_cli.local.inference import demo_pd_model
 
         with err.status("the PD model: build/models/pd.onnx, trained first if it is missing (make model)…"):
             pd_model = demo_pd_model()
     with err.status("starting the embedded AWS emulator and provisioning infra/template.yaml…"):
         stack = LocalStack(chaos_seed=args.chaos_seed if args.chaos else None, pd_model=pd_model).__enter__()
     if args.chaos:
-        from scengrid.local.chaos import WorkerKiller
+        from scengrid_cli.local.chaos import WorkerKiller
         from scengrid.sizing import local_workers
 
         assert stack.runner is not None

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from scengrid.errors import Conflict, InvalidInput
-from scengrid.planning.parameters import PlanParameters
-from scengrid.planning.plan import RunPlan, plan_run
+from scengrid.plan_parameters import PlanParameters
+from scengrid_cli.planning.plan import RunPlan, plan_run
 
 EXAMPLES = """examples:
   scengrid plan spec.yaml                                   # the spec's size, calibrated here
@@ -60,7 +60,7 @@ def parameters(overrides: list[str]) -> PlanParameters:
 
 def run(args: argparse.Namespace) -> int:
     from scengrid import sizing
-    from scengrid.commands.runs import load_spec
+    from scengrid_cli.commands.runs import load_spec
     from scengrid.models import load_model
     from scengrid.spec import RunSpec
 
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         if worst > args.max_cost:
             raise Conflict(f"predicted p90 cost ${worst:,.2f} is above --max-cost ${args.max_cost:,.2f}; nothing was submitted")
     if args.submit:
-        from scengrid.client import ApiClient
+        from scengrid_cli.client import ApiClient
 
         accepted = ApiClient.from_environment().submit(planned_spec(spec_data, plans[sizes.index(own)]))
         Console(stderr=True).print(f"submitted run {accepted['run_id']} with the planned layout and cost")

@@ -9,8 +9,8 @@ import math
 import numpy as np
 from pydantic import BaseModel
 
-from scengrid.planning.parameters import PlanParameters
-from scengrid.planning.simulate import Layout, Outcome, simulate, simulate_one_task_per_shard
+from scengrid.plan_parameters import PlanParameters
+from scengrid_cli.planning.simulate import Layout, Outcome, simulate, simulate_one_task_per_shard
 
 REPLICATIONS = 20
 SEED_SHARD_SIZE = 500
