@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from scengrid.errors import Conflict, InvalidInput, RunNotFound
 from scengrid.observability import service_logger, service_tracer
-from services.tracker.runs import cancel_run, retry_run, submit_run
+from services.tracker.runs import IDEMPOTENCY, cancel_run, retry_run, submit_run
 from scengrid.user_files import require_s3
 from scengrid.spec import RunSpec
 from scengrid.status import ShardRecord, Status
@@ -138,6 +138,7 @@ def delete_run(run_id: RUN_ID) -> Response[Accepted]:
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    IDEMPOTENCY.register_lambda_context(context)
     refused = _refuse_body(event)
     return refused if refused is not None else app.resolve(event, context)
 

@@ -16,7 +16,7 @@ from services.tracker.api import app
 SPEC_FILE = Path(__file__).resolve().parents[2] / "infra" / "openapi.json"
 REF = "#/components/schemas/{model}"
 # The function's errors name the field; API Gateway's own answers (a body that is not text,
-# a refused key) carry a message.
+# a refused signature) carry a message.
 PREDICT_ERROR = {
     "title": "PredictError",
     "anyOf": [
@@ -24,6 +24,28 @@ PREDICT_ERROR = {
         {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]},
     ],
 }
+
+
+# API Gateway's extension for IAM auth: clients sign each request with SigV4 (service execute-api).
+SIGV4 = {
+    "type": "apiKey",
+    "name": "Authorization",
+    "in": "header",
+    "x-amazon-apigateway-authtype": "awsSigv4",
+    "description": "AWS Signature Version 4 of the request (service execute-api), with the caller's IAM credentials",
+}
+SERVER = {
+    "url": "https://{restApiId}.execute-api.{region}.amazonaws.com/v1",
+    "description": "the deployed stack (outputs ApiUrl and RestApiId); locally, the URL `scengrid local up` prints",
+    "variables": {"restApiId": {"default": "abcdef1234"}, "region": {"default": "us-east-1"}},
+}
+GATEWAY_REFUSAL = {
+    "title": "GatewayRefusal",
+    "type": "object",
+    "properties": {"message": {"type": "string"}},
+    "required": ["message"],
+}
+REFUSED = "refused by IAM auth: a missing, expired or wrong signature, an unknown key, or no execute-api:Invoke grant"
 
 
 def _json(schema_ref: str, description: str) -> dict:
@@ -56,9 +78,20 @@ def add_predict(spec: dict) -> None:
 def openapi_text() -> str:
     spec = json.loads(app.get_openapi_json_schema(title="scengrid", version="1.0.0", description="scengrid runs API"))
     add_predict(spec)
-    spec["components"]["securitySchemes"] = {"apiKey": {"type": "apiKey", "name": "x-api-key", "in": "header"}}
-    spec["security"] = [{"apiKey": []}]
+    add_iam_auth(spec)
     return json.dumps(spec, indent=2, sort_keys=True) + "\n"
+
+
+def add_iam_auth(spec: dict) -> None:
+    """Every operation needs a SigV4-signed request (API Gateway's AWS_IAM authorization), and
+    may get API Gateway's own 403 before the function sees it."""
+    spec["components"]["securitySchemes"] = {"sigv4": SIGV4}
+    spec["security"] = [{"sigv4": []}]
+    spec["servers"] = [SERVER]
+    spec["components"]["schemas"]["GatewayRefusal"] = GATEWAY_REFUSAL
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            operation["responses"].setdefault("403", _json("#/components/schemas/GatewayRefusal", REFUSED))
 
 
 def main() -> int:

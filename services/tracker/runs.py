@@ -3,11 +3,18 @@ event; the tracker alone turns events into status."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
 
-from pydantic import ValidationError
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from pydantic import BaseModel, ValidationError
 
 from scengrid.aws import client
 from scengrid.errors import Conflict, InvalidInput, RunNotFound
@@ -23,9 +30,22 @@ def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
-def run_id_for_key(idempotency_key: str) -> str:
-    """The run an Idempotency-Key names: the same key is always the same run."""
-    return "k-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
+# A repeated Idempotency-Key returns the first answer for this long (then it is a new request).
+# The API's Lambda handler registers its context here, so that a request that dies mid-way
+# frees its key when the invocation's time is up.
+IDEMPOTENCY = IdempotencyConfig(
+    event_key_jmespath="key",
+    payload_validation_jmespath="spec",
+    expires_after_seconds=24 * 3600,
+    raise_on_no_idempotency_key=True,
+)
+
+
+class IdempotentSubmission(BaseModel):
+    """What Powertools' idempotency layer hashes: the caller's key, and the spec it must match."""
+
+    key: str
+    spec: dict[str, Any]
 
 
 def submit_run(spec: RunSpec, run_id: str | None = None, idempotency_key: str | None = None) -> str:
@@ -34,19 +54,39 @@ def submit_run(spec: RunSpec, run_id: str | None = None, idempotency_key: str | 
     A scenario file is read and checked against the model's factors here, and its row count
     becomes the spec's ``scenarios.count`` (what the sharder splits). Nothing is written before
     validation passes, so a bad spec leaves nothing behind. With an idempotency key, a repeat
-    returns the same run (and starts nothing twice); the same key with another spec is a
-    Conflict."""
+    returns the same run and starts nothing twice (Powertools' idempotency utility, DynamoDB
+    persistence); the same key with another spec, or while the first request is still being
+    handled, is a Conflict."""
     spec = resolve_spec(spec)
-    if idempotency_key:
-        run_id = run_id_for_key(idempotency_key)
-        existing = read_run(run_id)
-        if existing is not None:
-            if RunSpec.model_validate(existing.spec) != spec:
-                raise Conflict(f"Idempotency-Key already used for run {run_id} with another spec; use a new key")
-            return run_id
-    run_id = run_id or new_run_id()
+    if not idempotency_key:
+        return _request_run(spec, run_id or new_run_id())
+    submission = IdempotentSubmission(key=idempotency_key, spec=spec.model_dump(mode="json"))
+    try:
+        settings = get_settings()
+        return _idempotent_request(settings.idempotency_table, settings.endpoint_url)(submission=submission)["run_id"]
+    except IdempotencyValidationError:
+        raise Conflict("Idempotency-Key was already used with another spec; use a new key") from None
+    except IdempotencyAlreadyInProgressError:
+        raise Conflict("a request with this Idempotency-Key is still being handled; send it again in a second") from None
+
+
+def _request_run(spec: RunSpec, run_id: str) -> str:
     publish([RunRequested(run_id=run_id, spec=spec)], service="api")
     return run_id
+
+
+@lru_cache(maxsize=4)
+def _idempotent_request(table: str, endpoint_url: str | None) -> Callable[..., dict[str, str]]:
+    """``_request_run`` made idempotent on the submission's key, its spec validated against the
+    first request's. Built once per table and endpoint, with a client from the factory."""
+    get_settings().require("idempotency_table")
+    persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=client("dynamodb"))
+
+    def request_once(submission: IdempotentSubmission) -> dict[str, str]:
+        spec = RunSpec.model_validate(submission.spec)
+        return {"run_id": _request_run(spec, new_run_id())}
+
+    return idempotent_function(data_keyword_argument="submission", persistence_store=persistence, config=IDEMPOTENCY)(request_once)
 
 
 def resolve_spec(spec: RunSpec) -> RunSpec:

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     work_queue_url: str = Field("", description="SQS queue of shard work")
     tracker_queue_url: str = Field("", description="SQS queue feeding the tracker")
     state_machine_arn: str = Field("", description="run state machine")
+    idempotency_table: str = Field("", description="DynamoDB table of the API's idempotency records (Idempotency-Key)")
     worker_processes: int = Field(0, ge=0, description="model processes inside one worker; 0 = one per CPU")
     visibility_timeout_s: int = Field(
         60, ge=5, le=43_200, description="how long a shard stays hidden from other workers without a heartbeat"

@@ -1,23 +1,21 @@
 """One template for both worlds. The local stack is infra/template.yaml provisioned into the
-emulator (first-deploy parameters: no images yet, so no Lambda functions); this checks that
-every resource the services and the state machine look up by name is there, as the template
-defines it, and runs a run submitted the way the API submits it. Then the whole template, as
-the second deploy sees it (images pushed, a NAT gateway per AZ), goes into the same emulator
-under another environment name: everything is created but the resource types moto does not
-model (moto_gaps 9), and the functions and their wiring are as AWS would get them."""
+emulator (first-deploy parameters: no images yet, so no Lambda functions and no API); this
+checks that every resource the services and the state machine look up by name is there, as the
+template defines it. Then the whole template, as the second deploy sees it (images pushed, a
+NAT gateway per AZ), goes into the same emulator under another environment name: everything is
+created but the resource types moto does not model (moto_gaps 9), the functions and their
+wiring are as AWS would get them, and API Gateway's methods are the OpenAPI document's."""
 
 from __future__ import annotations
 
 import json
 import re
-import time
 import warnings
 from typing import Any
 
 import pytest
 
 from scengrid.aws import client
-from scengrid.events import parse_envelope
 from scengrid_cli.local.cfn import load_template
 from scengrid_cli.local.moto_gaps import (
     UNMODELLED_RESOURCE_TYPES,
@@ -27,9 +25,7 @@ from scengrid_cli.local.moto_gaps import (
     use_batch_service_linked_role,
 )
 from scengrid_cli.local.provision import INFRA_DIR, TEMPLATE
-from scengrid.spec import RunSpec
-from scengrid.status import Status, read_run, read_shards
-from tests.api_mapping import put_events_request
+from services.tracker.openapi import SPEC_FILE
 
 ENV = "scengrid"  # the local stack's EnvName
 # moto warns for each resource of a type it does not model, each time it lists the stack
@@ -104,14 +100,9 @@ def test_both_rules_route_events_where_the_template_says(local_stack) -> None:  
     assert [t["Arn"].rsplit(":", 1)[1] for t in targets] == [f"{ENV}-tracker"]
 
 
-def test_images_repositories_and_the_api_exist(local_stack) -> None:  # noqa: ANN001
+def test_images_repositories_exist(local_stack) -> None:  # noqa: ANN001
     repos = {r["repositoryName"] for r in client("ecr").describe_repositories()["repositories"]}
     assert {f"{ENV}/{s}" for s in ("sharder", "worker", "collator", "tracker", "inference")} <= repos
-    [api] = [a for a in client("apigateway").get_rest_apis()["items"] if a["name"] == f"{ENV}-api"]
-    paths = {r["path"]: r for r in client("apigateway").get_resources(restApiId=api["id"])["items"]}
-    assert {"/runs", "/predict"} <= set(paths)
-    method = client("apigateway").get_method(restApiId=api["id"], resourceId=paths["/runs"]["id"], httpMethod="POST")
-    assert method["authorizationType"] == "AWS_IAM"
 
 
 def test_the_emulator_skipped_only_types_the_local_runtime_does_not_use(local_stack) -> None:  # noqa: ANN001
@@ -122,28 +113,6 @@ def test_the_emulator_skipped_only_types_the_local_runtime_does_not_use(local_st
     }
     skipped = skipped_resources(template(), created)
     assert skipped and set(skipped.values()) <= UNMODELLED_RESOURCE_TYPES
-
-
-# ---------------------------------------------------------------- a run, submitted as POST /runs does
-def test_a_run_submitted_through_the_api_mapping_completes(local_stack) -> None:  # noqa: ANN001
-    spec = {"scenarios": {"count": 2_000, "seed": 11}, "shard_size": 1_000, "workers": 2}
-    request = put_events_request(spec)  # what API Gateway would send to PutEvents
-    [entry] = request["Entries"]
-    entry["EventBusName"] = local_stack.settings.event_bus
-    run_id = f"api-{time.time_ns()}"
-    detail = json.loads(entry["Detail"])
-    detail["run_id"] = run_id  # a fresh id per test run (API Gateway uses its request id)
-    entry["Detail"] = json.dumps(detail)
-    assert client("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
-    deadline = time.monotonic() + 180
-    while (record := read_run(run_id)) is None or record.status not in (Status.COMPLETE, Status.FAILED):
-        assert time.monotonic() < deadline, f"run {run_id}: {record}"
-        time.sleep(0.5)
-    assert record.status is Status.COMPLETE
-    shards = read_shards(run_id)
-    assert len(shards) == 2 and sum(s.rows for s in shards) == 2_000
-    assert RunSpec.model_validate(record.spec) == RunSpec.model_validate(spec)
-    assert parse_envelope({"id": "x", "source": entry["Source"], "detail-type": entry["DetailType"], "detail": detail}).run_id == run_id
 
 
 # ---------------------------------------------------------------- the whole template, second deploy
@@ -174,7 +143,7 @@ def test_the_whole_template_deploys(full_stack: dict[str, Any]) -> None:
     assert full_stack["stack"]["StackStatus"] == "CREATE_COMPLETE"
     missing = {n: r["Type"] for n, r in full_stack["template"]["Resources"].items() if n not in full_stack["created"]}
     assert set(missing.values()) <= UNMODELLED_RESOURCE_TYPES, missing
-    for conditional in ("TrackerFunction", "TrackerEventSource", "InferenceFunction", "PredictPostMethod", "NatGatewayB", "NatGatewayC"):
+    for conditional in ("TrackerFunction", "TrackerEventSource", "InferenceFunction", "ApiFunction", "PredictPostMethod", "NatGatewayB", "NatGatewayC"):
         assert conditional in full_stack["created"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in full_stack["stack"]["Outputs"]}
     assert outputs["TrackerFunctionName"] == f"{FULL_ENV}-tracker" and outputs["InferenceFunctionName"] == f"{FULL_ENV}-inference"
@@ -193,6 +162,23 @@ def test_the_functions_run_their_images_and_are_wired(full_stack: dict[str, Any]
     [mapping] = lam.list_event_source_mappings(FunctionName=f"{FULL_ENV}-tracker")["EventSourceMappings"]
     assert mapping["EventSourceArn"].endswith(f":{FULL_ENV}-tracker")
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_deployed_api_methods_are_the_openapi_documents_operations(full_stack: dict[str, Any]) -> None:
+    """API Gateway as provisioned: one method per operation of infra/openapi.json (path and
+    verb), each with IAM auth, and nothing else."""
+    apigateway = client("apigateway")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in full_stack["stack"]["Outputs"]}
+    api_id = outputs["RestApiId"]
+    deployed: dict[tuple[str, str], str] = {}
+    for resource in apigateway.get_resources(restApiId=api_id, limit=500)["items"]:
+        for verb in resource.get("resourceMethods", {}):
+            method = apigateway.get_method(restApiId=api_id, resourceId=resource["id"], httpMethod=verb)
+            deployed[(resource["path"], verb)] = method["authorizationType"]
+    spec = json.loads(SPEC_FILE.read_text())
+    operations = {(path, verb.upper()) for path, ops in spec["paths"].items() for verb in ops}
+    assert set(deployed) == operations
+    assert set(deployed.values()) == {"AWS_IAM"}
 
 
 def test_the_network_spans_three_azs_with_endpoints(full_stack: dict[str, Any]) -> None:

@@ -1,138 +1,99 @@
-"""The API's POST /runs, which has no code behind it: its request model agrees with RunSpec,
-and its mapping templates, rendered with a Velocity engine and API Gateway's $input, $util
-and $context, make a PutEvents request whose entry is a valid run-requested event (the
-emulator's API Gateway cannot run an AWS integration, see MOTO_NOTES; the integration test
-puts the rendered entry on the provisioned bus)."""
+"""One front door. The template's API Gateway methods are exactly the operations of the OpenAPI
+document generated from the API's resolver (infra/openapi.json), each with IAM (SigV4) auth and
+a Lambda proxy to the function that serves it: the API function (the tracker image, running
+services/tracker/api.py) for every run route, the inference function for POST /predict. The
+document itself is valid OpenAPI and says how to authenticate."""
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
-from jsonschema import Draft4Validator
-from pydantic import ValidationError
+from openapi_spec_validator import validate
 
-from scengrid.events import RunRequested, parse_envelope
-from scengrid.spec import RunSpec
-from tests.api_mapping import REQUEST_ID, put_events_request, render, response_template, runs_method
-from tests.template_data import resources
+from services.tracker.openapi import SPEC_FILE, openapi_text
+from tests.template_data import of_type, resources
 
-SPECS = [
-    {"scenarios": {"count": 1000}},
-    {"scenarios": {"count": 250_000, "seed": 7}, "shard_size": 5000, "workers": 12},
-    {"model": {"name": "linear", "params": {"desk": "rates / EUR", "note": "it's \"quoted\" \\ ünïcode\n"}},
-     "scenarios": {"count": 10, "kind": "generated", "distribution": "normal"}, "shard_size": "auto", "version": 1},
-    {"scenarios": {"count": 50_000, "distribution": "student_t", "df": 4.5,
-                   "factors": {"factors": ["rates.usd.10y", "eq.spx"], "vols": [0.01, 0.2], "correlation": [[1, -0.3], [-0.3, 1]]}}},
-    {"scenarios": {"kind": "file", "uri": "s3://risk-inputs/scenarios/2024q4.parquet", "count": 120_000}, "workers": 40},
-    {"scenarios": {"kind": "historical", "uri": "s3://risk-inputs/history/daily.parquet", "count": 10_000, "bootstrap": True, "seed": 3}},
-    {"scenarios": {"kind": "stress", "uri": "s3://risk-inputs/stress/regulatory.json", "count": 12}},
-]
+PREDICT = ("/predict", "POST")
 
 
-@pytest.mark.parametrize("spec", SPECS)
-def test_post_runs_puts_a_valid_run_requested_event_on_the_bus(spec: dict[str, Any]) -> None:
-    request = put_events_request(spec)
-    [entry] = request["Entries"]
-    assert (entry["EventBusName"], entry["Source"], entry["DetailType"]) == ("scengrid-bus", "scengrid.api", "run-requested")
-    event = parse_envelope({"id": "e", "source": entry["Source"], "detail-type": entry["DetailType"], "detail": json.loads(entry["Detail"])})
-    assert isinstance(event, RunRequested)
-    assert event.run_id == REQUEST_ID and event.round == 1
-    assert event.spec == RunSpec.model_validate(spec)
+def spec() -> dict[str, Any]:
+    return json.loads(SPEC_FILE.read_text())
 
 
-def test_post_runs_answers_202_with_the_run_and_its_location() -> None:
-    accepted = {"FailedEntryCount": 0, "Entries": [{"EventId": "11710aed-b79e-4468-a20b-bb3c0c3b4860"}]}
-    out, context = render(response_template("202"), json.dumps(accepted))
-    assert json.loads(out) == {"run_id": REQUEST_ID, "round": 1, "status_url": f"/runs/{REQUEST_ID}"}
-    assert context["responseOverride"]["header"]["Location"] == f"/runs/{REQUEST_ID}"
-    assert "status" not in context["responseOverride"]
+def spec_operations() -> set[tuple[str, str]]:
+    return {(path, verb.upper()) for path, operations in spec()["paths"].items() for verb in operations}
 
 
-def test_post_runs_answers_500_when_the_bus_refused_the_entry() -> None:
-    refused = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}]}
-    out, context = render(response_template("202"), json.dumps(refused))
-    assert context["responseOverride"]["status"] == 500
-    assert "ThrottlingException" in json.loads(out)["error"]
+def resource_path(name: str) -> str:
+    """The full path of an AWS::ApiGateway::Resource, walking its parents to the API's root."""
+    props = resources()[name]["Properties"]
+    parent = props["ParentId"]
+    prefix = "" if parent == {"Fn::GetAtt": ["Api", "RootResourceId"]} else resource_path(parent["Ref"])
+    return f"{prefix}/{props['PathPart']}"
 
 
-def test_integration_errors_are_502() -> None:
-    responses = {r["StatusCode"]: r for r in runs_method()["Integration"]["IntegrationResponses"]}
-    pattern = responses["502"]["SelectionPattern"]
-    assert all(re.fullmatch(pattern, code) for code in ("400", "403", "500", "503"))
-    assert not re.fullmatch(pattern, "200")
-    assert json.loads(responses["502"]["ResponseTemplates"]["application/json"])["error"]
+def template_methods() -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (resource_path(m["Properties"]["ResourceId"]["Ref"]), m["Properties"]["HttpMethod"]): m
+        for m in of_type("AWS::ApiGateway::Method").values()
+    }
 
 
-def test_post_runs_is_an_eventbridge_putevents_with_iam_auth_and_a_validated_body() -> None:
-    method = runs_method()
-    integration = method["Integration"]
-    assert method["AuthorizationType"] == "AWS_IAM"
-    assert method["RequestModels"] == {"application/json": {"Ref": "RunSpecModel"}}
-    assert resources()["ApiValidator"]["Properties"]["ValidateRequestBody"] is True
-    assert integration["Type"] == "AWS" and integration["PassthroughBehavior"] == "NEVER"
-    assert integration["Uri"]["Fn::Sub"].endswith(":events:action/PutEvents")
-    assert integration["RequestParameters"]["integration.request.header.X-Amz-Target"] == "'AWSEvents.PutEvents'"
+def test_the_spec_is_the_resolvers_and_is_current() -> None:
+    assert SPEC_FILE.read_text() == openapi_text(), "infra/openapi.json is stale: run `make schemas`"
 
 
-# ---------------------------------------------------------------- the request model is the RunSpec
-def run_spec_schema() -> Draft4Validator:
-    schema = resources()["RunSpecModel"]["Properties"]["Schema"]
-    Draft4Validator.check_schema(schema)
-    return Draft4Validator(schema)
+def test_the_spec_is_valid_openapi() -> None:
+    validate(spec())  # raises on an invalid document
 
 
-INVALID = [
-    {},
-    {"scenarios": {"count": 0}},
-    {"scenarios": {"count": 100_000_001}},
-    {"scenarios": {"count": 10, "seed": -1}},
-    {"scenarios": {"count": 10, "kind": "parquet"}},
-    {"scenarios": {"count": 10, "distribution": "t"}},
-    {"scenarios": {"count": 10}, "shard_size": 0},
-    {"scenarios": {"count": 10}, "shard_size": "big"},
-    {"scenarios": {"count": 10}, "workers": 0},
-    {"scenarios": {"count": 10}, "workers": 100_001},
-    {"scenarios": {"count": 10}, "version": 2},
-    {"scenarios": {"count": 10}, "model": {"name": "os.system"}},
-    {"scenarios": {"count": 10}, "model": {"name": "Linear"}},
-    {"scenarios": {"count": 10}, "model": {"params": {}}},
-    {"scenarios": {"count": 10}, "import_path": "x.y"},
-    {"scenarios": {"count": 10, "extra": 1}},
-    {"scenarios": {"count": 10, "distribution": "student_t"}},
-    {"scenarios": {"count": 10, "df": 5}},
-    {"scenarios": {"kind": "file", "count": 10}},
-    {"scenarios": {"kind": "file", "uri": "https://example.com/s.parquet", "count": 10}},
-    {"scenarios": {"kind": "historical", "uri": "s3://risk-inputs/h.parquet", "bootstrap": True}},
-    {"scenarios": {"kind": "stress", "uri": "s3://risk-inputs/s.json", "count": 2, "seed": 1}},
-]
+def test_every_operation_is_signed_with_sigv4() -> None:
+    document = spec()
+    [scheme] = document["components"]["securitySchemes"].values()
+    assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+    assert document["security"] == [{name: []} for name in document["components"]["securitySchemes"]]
+    for path, operations in document["paths"].items():
+        for verb, operation in operations.items():
+            assert "security" not in operation, f"{verb} {path} overrides the API's auth"
+            assert "403" in operation["responses"], f"{verb} {path} does not document API Gateway's refusal"
 
 
-@pytest.mark.parametrize("spec", SPECS)
-def test_the_request_model_accepts_what_runspec_accepts(spec: dict[str, Any]) -> None:
-    RunSpec.model_validate(spec)
-    assert list(run_spec_schema().iter_errors(spec)) == []
+def test_the_templates_methods_are_the_specs_operations() -> None:
+    assert set(template_methods()) == spec_operations()
 
 
-@pytest.mark.parametrize("spec", INVALID, ids=[json.dumps(s) for s in INVALID])
-def test_the_request_model_refuses_what_runspec_refuses(spec: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError):
-        RunSpec.model_validate(spec)
-    assert list(run_spec_schema().iter_errors(spec)) != []
+@pytest.mark.parametrize("operation", sorted(spec_operations()), ids=lambda o: f"{o[1]} {o[0]}")
+def test_each_method_is_iam_authorised_and_proxied_to_its_function(operation: tuple[str, str]) -> None:
+    props = template_methods()[operation]["Properties"]
+    assert props["AuthorizationType"] == "AWS_IAM"
+    integration = props["Integration"]
+    assert (integration["Type"], integration["IntegrationHttpMethod"]) == ("AWS_PROXY", "POST")
+    function = "InferenceFunction" if operation == PREDICT else "ApiFunction"
+    assert f"${{{function}.Arn}}" in integration["Uri"]["Fn::Sub"]
 
 
-def test_the_request_model_knows_every_runspec_field() -> None:
-    schema = resources()["RunSpecModel"]["Properties"]["Schema"]
-    assert set(schema["properties"]) == set(RunSpec.model_fields)
-    assert set(schema["required"]) == {n for n, f in RunSpec.model_fields.items() if f.is_required()}
+def test_the_api_function_runs_the_resolver_from_the_tracker_image() -> None:
+    props = resources()["ApiFunction"]["Properties"]
+    assert props["PackageType"] == "Image"
+    assert props["Code"]["ImageUri"]["Fn::Sub"].startswith("${TrackerRepository.RepositoryUri}:")
+    [handler] = props["ImageConfig"]["Command"]
+    assert handler == "services.tracker.api.lambda_handler"
+    assert props["Timeout"] <= 29, "API Gateway gives an integration 29 s"
+    env = props["Environment"]["Variables"]
+    for setting in ("BUCKET", "RUNS_TABLE", "SHARDS_TABLE", "IDEMPOTENCY_TABLE", "EVENT_BUS"):
+        assert f"SCENGRID_{setting}" in env
 
 
-@pytest.mark.parametrize("scenarios", [
-    {"kind": "file", "uri": "s3://risk-inputs/scenarios.parquet"},  # the local API reads the count from the file
-    {"kind": "file", "uri": "scenarios/2024q4.parquet", "count": 10},  # a local path means nothing to AWS
-])
-def test_the_request_model_is_stricter_than_runspec_where_aws_needs_it(scenarios: dict[str, Any]) -> None:
-    RunSpec.model_validate({"scenarios": scenarios})
-    assert list(run_spec_schema().iter_errors({"scenarios": scenarios})) != []
+def test_api_gateway_may_invoke_each_function_for_its_own_routes_only() -> None:
+    permissions = {p["Properties"]["FunctionName"]["Ref"]: p["Properties"] for p in of_type("AWS::Lambda::Permission").values()}
+    assert permissions["ApiFunction"]["SourceArn"]["Fn::Sub"].endswith("${Api}/*/*/runs*")
+    assert permissions["InferenceFunction"]["SourceArn"]["Fn::Sub"].endswith("${Api}/*/POST/predict")
+    assert {p["Principal"] for p in permissions.values()} == {"apigateway.amazonaws.com"}
+
+
+def test_the_first_deployment_waits_for_every_method() -> None:
+    """A deployment made before a method exists would serve the API without it."""
+    methods = {name for name in of_type("AWS::ApiGateway::Method")}
+    assert set(resources()["ApiDeployment"]["DependsOn"]) == methods

@@ -28,6 +28,7 @@ _OUTPUT_TO_SETTING = {
     "BucketName": "bucket",
     "RunsTableName": "runs_table",
     "ShardsTableName": "shards_table",
+    "IdempotencyTableName": "idempotency_table",
     "EventBusName": "event_bus",
     "WorkQueueUrl": "work_queue_url",
     "TrackerQueueUrl": "tracker_queue_url",
