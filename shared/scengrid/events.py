@@ -72,7 +72,7 @@ class ShardFailed(ShardEvent):
 class AllDone(Event):
     detail_type: ClassVar[str] = "all-done"
     summary_key: str
-    pnl_key: str
+    pnl_key: str = Field(description="the merged P&L Parquet, in the run's P&L dataset: a prefix of Parquet files only, which the Athena table pnl reads")
     scenarios: int
     var_95: float
     var_99: float

@@ -28,8 +28,15 @@ def summary_key(run_id: str) -> str:
     return f"{results_prefix(run_id)}summary.json"
 
 
+def pnl_dataset_prefix(run_id: str) -> str:
+    """The run's P&L dataset: this prefix holds Parquet files and nothing else, because the
+    Athena table ``pnl`` reads every object under it (infra/template.yaml, PnlTable)."""
+    return f"{run_prefix(run_id)}pnl/"
+
+
 def pnl_key(run_id: str) -> str:
-    return f"{results_prefix(run_id)}pnl.parquet"
+    """The merged P&L, one row per scenario (today the dataset's only file)."""
+    return f"{pnl_dataset_prefix(run_id)}pnl.parquet"
 
 
 def report_key(run_id: str) -> str:
@@ -38,6 +45,13 @@ def report_key(run_id: str) -> str:
 
 def histogram_key(run_id: str) -> str:
     return f"{results_prefix(run_id)}pnl-histogram.png"
+
+
+def result_name(run_id: str, key: str) -> str:
+    """Where a result object goes in the run's local folder (``scengrid results``, the demo's
+    ``./runs/<id>/``): ``summary.json``, ``report.html``, … and ``pnl/<file>.parquet``."""
+    results = results_prefix(run_id)
+    return key[len(results) :] if key.startswith(results) else key[len(run_prefix(run_id)) :]
 
 
 def s3_uri(bucket: str, key: str) -> str:

@@ -57,7 +57,7 @@ def test_pnl_default_is_in_the_results_and_in_pnl(by_lambda) -> None:  # noqa: A
     assert table.num_rows == SCENARIOS and (default < 0).all() and np.ptp(default) > 0
     parts = sum(table.column(c).to_numpy() for c in table.column_names if c.startswith("pnl_"))
     assert np.allclose(parts, table.column("pnl").to_numpy(), rtol=0, atol=1e-6)
-    assert pq.read_schema(outcome.results_dir / "pnl.parquet").names[-1] == "pnl_default"
+    assert pq.read_schema(outcome.results_dir / "pnl" / "pnl.parquet").names[-1] == "pnl_default"
 
 
 def test_the_model_version_is_recorded_with_each_shard_and_in_the_summary(by_lambda, local_stack, small_pd_model) -> None:  # noqa: ANN001
@@ -92,4 +92,4 @@ def test_scengrid_demo_with_the_overlay(small_pd_model, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == "COMPLETE" and result["model_version"] == small_pd_model.sha256
-    assert "pnl_default" in pq.read_schema(Path(result["results_dir"]) / "pnl.parquet").names
+    assert "pnl_default" in pq.read_schema(Path(result["results_dir"]) / "pnl" / "pnl.parquet").names

@@ -29,7 +29,7 @@ def demo(tmp_path, *extra: str) -> dict:  # noqa: ANN001
 
 
 def bits(results_dir: str) -> np.ndarray:
-    table = pq.read_table(f"{results_dir}/pnl.parquet")
+    table = pq.read_table(f"{results_dir}/pnl/pnl.parquet")
     assert np.array_equal(table.column("scenario_id").to_numpy(), np.arange(50_000))
     return table.column("pnl").to_numpy().view(np.uint64)
 
@@ -74,6 +74,6 @@ def test_a_poisoned_shard_fails_the_run_and_a_retry_completes_it(local_stack, tm
     assert retried.record.shards_done == 4 and retried.record.shards_failed == 0
     again = {s.shard_id: s.round for s in read_shards(poisoned.run_id)}
     assert again == {"000000": 1, "000001": 1, "000002": 2, "000003": 1}  # only the failed shard ran again
-    a = pq.read_table(clean.results_dir / "pnl.parquet").column("pnl").to_numpy()
-    b = pq.read_table(retried.results_dir / "pnl.parquet").column("pnl").to_numpy()
+    a = pq.read_table(clean.results_dir / "pnl" / "pnl.parquet").column("pnl").to_numpy()
+    b = pq.read_table(retried.results_dir / "pnl" / "pnl.parquet").column("pnl").to_numpy()
     assert np.array_equal(a.view(np.uint64), b.view(np.uint64))

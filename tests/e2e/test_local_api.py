@@ -64,7 +64,7 @@ def test_submit_watch_and_fetch_results(stack_dir: Path) -> None:
 
     fetched = last_json(scengrid(stack_dir, "results", run_id, "--out", str(stack_dir / "results"), "--json"))
     assert fetched["summary"]["scenarios"] == 10_000
-    assert (stack_dir / "results" / run_id / "pnl.parquet").stat().st_size > 0
+    assert (stack_dir / "results" / run_id / "pnl" / "pnl.parquet").stat().st_size > 0
     assert (stack_dir / "results" / run_id / "report.html").is_file()
     query = "select count(*) as n, count(distinct scenario_id) as ids, min(pnl) as worst from pnl"
     answer = last_json(scengrid(stack_dir, "results", run_id, "--out", str(stack_dir / "results"), "--sql", query, "--json"))

@@ -59,7 +59,7 @@ def test_merged_pnl_has_every_scenario_once_and_var_is_numpys_quantile(first_run
     assert summary["var_99"] == -np.quantile(pnl, 0.01)
     assert summary["var_95"] == -np.quantile(pnl, 0.05)
     assert summary["mean"] == pytest.approx(pnl.mean(), rel=1e-12)
-    assert (first_run.results_dir / "summary.json").is_file() and (first_run.results_dir / "pnl.parquet").is_file()
+    assert (first_run.results_dir / "summary.json").is_file() and (first_run.results_dir / "pnl" / "pnl.parquet").is_file()
 
 
 def test_the_tracker_counts_each_shard_once_even_when_delivered_twice(first_run) -> None:  # noqa: ANN001

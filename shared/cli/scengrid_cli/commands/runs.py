@@ -18,7 +18,8 @@ from rich.live import Live
 from rich.table import Table
 
 from scengrid_cli.client import ApiClient
-from scengrid.errors import InvalidInput
+from scengrid import layout
+from scengrid.errors import InvalidInput, ScengridError
 from scengrid.spec import RunSpec
 
 FINAL = {"COMPLETE", "FAILED", "CANCELLED"}
@@ -188,10 +189,14 @@ def results(args: argparse.Namespace) -> int:
     found = client.results(args.run_id)
     target = args.out / args.run_id
     target.mkdir(parents=True, exist_ok=True)
-    for name, url in found["urls"].items():
+    for name, url in found["urls"].items():  # summary.json, pnl/pnl.parquet, …
+        local = target / name
+        if not local.resolve().is_relative_to(target.resolve()):
+            raise ScengridError(f"the API named a result file outside {target}: {name}; is SCENGRID_API_URL the scengrid API?")
         response = requests.get(url, timeout=120)
         response.raise_for_status()
-        (target / name).write_bytes(response.content)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(response.content)
     if args.sql:
         return _query(args, target)
     if args.open:
@@ -207,11 +212,12 @@ def results(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace, results_dir: Path) -> int:
-    """DuckDB over the downloaded Parquet and summary; errors say what DuckDB objected to."""
+    """DuckDB over the downloaded P&L dataset and summary; errors say what DuckDB objected to."""
     import duckdb
 
+    dataset = results_dir / layout.result_name(args.run_id, layout.pnl_dataset_prefix(args.run_id))
     connection = duckdb.connect()
-    connection.execute(f"create view pnl as select * from read_parquet('{results_dir / 'pnl.parquet'}')")
+    connection.execute(f"create view pnl as select * from read_parquet('{dataset / '*.parquet'}')")
     connection.execute(f"create view summary as select * from read_json_auto('{results_dir / 'summary.json'}')")
     try:
         result = connection.execute(args.sql)

@@ -16,15 +16,18 @@ STAGES = ("Shard", "Evaluate", "Collate")
 
 
 def copy_results(run_id: str, out_dir: Path) -> Path:
-    """Download ``runs/<id>/results/*`` to ``out_dir/<run_id>/``; returns that folder."""
+    """Download ``runs/<id>/results/*`` and the run's P&L dataset to ``out_dir/<run_id>/``
+    (``summary.json``, ``report.html``, … and ``pnl/*.parquet``); returns that folder."""
     target = out_dir / run_id
     target.mkdir(parents=True, exist_ok=True)
     s3 = client("s3")
     bucket = get_settings().bucket
-    prefix = layout.results_prefix(run_id)
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            s3.download_file(bucket, obj["Key"], str(target / obj["Key"][len(prefix) :]))
+    for prefix in (layout.results_prefix(run_id), layout.pnl_dataset_prefix(run_id)):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                local = target / layout.result_name(run_id, obj["Key"])
+                local.parent.mkdir(parents=True, exist_ok=True)
+                s3.download_file(bucket, obj["Key"], str(local))
     return target
 
 
