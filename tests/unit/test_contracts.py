@@ -62,3 +62,36 @@ def test_every_asl_placeholder_is_substituted_by_the_template() -> None:
     template = load_template(ROOT / "infra" / "template.yaml")
     subs = template["Resources"]["RunStateMachine"]["Properties"]["DefinitionSubstitutions"]
     assert set(re.findall(r"\$\{(\w+)\}", asl)) == set(subs)
+
+
+def _template_resource(name: str) -> dict:
+    from scengrid_cli.local.cfn import load_template
+
+    return load_template(ROOT / "infra" / "template.yaml")["Resources"][name]["Properties"]
+
+
+def test_the_athena_table_reads_the_pnl_dataset_prefix_and_only_parquet_goes_there() -> None:
+    table = _template_resource("PnlTable")["TableInput"]
+    dataset = {"Fn::Sub": "s3://${Bucket}/" + layout.pnl_dataset_prefix("${!run_id}")}
+    assert table["Parameters"]["storage.location.template"] == dataset
+    assert table["StorageDescriptor"]["Location"] == dataset
+    prefix = layout.pnl_dataset_prefix("r")
+    assert layout.pnl_key("r").startswith(prefix) and layout.pnl_key("r").endswith(".parquet")
+    others = (layout.manifest_key("r"), layout.worker_groups_key("r"), layout.shard_key("r", "000001"),
+              layout.summary_key("r"), layout.report_key("r"), layout.histogram_key("r"))
+    assert [k for k in others if k.startswith(prefix)] == []
+
+
+def test_the_collator_may_write_every_result_key() -> None:
+    from fnmatch import fnmatchcase
+
+    statements = _template_resource("CollatorJobRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    writes = [s["Resource"] for s in statements if s["Action"] == "s3:PutObject"]
+    patterns = [r["Fn::Sub"].removeprefix("${Bucket.Arn}/") for w in writes for r in (w if isinstance(w, list) else [w])]
+    for key in (layout.summary_key("r"), layout.pnl_key("r"), layout.report_key("r"), layout.histogram_key("r")):
+        assert any(fnmatchcase(key, p) for p in patterns), key
+
+
+def test_results_keep_their_names_locally_and_the_pnl_dataset_is_a_folder() -> None:
+    keys = (layout.summary_key("r"), layout.pnl_key("r"), layout.report_key("r"), layout.histogram_key("r"))
+    assert [layout.result_name("r", k) for k in keys] == ["summary.json", "pnl/pnl.parquet", "report.html", "pnl-histogram.png"]
