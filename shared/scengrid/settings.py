@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import math
 import os
 from functools import lru_cache
 
@@ -95,8 +96,13 @@ def get_settings() -> Settings:
 
 
 def cpu_count() -> int:
-    """CPUs this process may use (the task's vCPUs on Fargate)."""
-    return len(os.sched_getaffinity(0))
+    """CPUs this process may use: those it may run on, bounded by its cgroup's CPU quota
+    (``--cpus`` of a container; on Fargate the task's vCPUs), rounded up, at least 1."""
+    from scengrid.cpu_quota import cgroup_cpu_limit
+
+    cpus = len(os.sched_getaffinity(0))
+    quota = cgroup_cpu_limit()
+    return cpus if quota is None else max(1, min(cpus, math.ceil(quota - 1e-9)))
 
 
 def use_settings(settings: Settings) -> None:
