@@ -1,6 +1,8 @@
 """The docker-compose topology without Docker: each part of the local stack in its own
 process (emulator, bootstrap, api, tracker, orchestrator, a standalone worker), talking only
-through the emulator, as the compose services do; a run goes through it end to end."""
+through the emulator, as the compose services do; a run goes through it end to end, its
+requests signed with the profile bootstrap wrote beside the state (as docker-compose.yml's
+header shows)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ CLI = [sys.executable, "-m", "scengrid_cli.cli"]
 
 
 def wait_until_answering(url: str, log: Path, timeout: float = 60) -> None:
-    """Until the API answers HTTP at all (401 without a key is an answer)."""
+    """Until the API answers HTTP at all (403 without a signature is an answer)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -41,7 +43,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     work = tmp_path_factory.mktemp("compose")
     state = work / "state" / "stack.json"
     moto_port, api_port = free_port(), free_port()
-    env = {**os.environ, "SCENGRID_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}", "SCENGRID_API_KEY": "compose-key"}
+    env = {**os.environ, "SCENGRID_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}"}
     started: list[subprocess.Popen] = []
 
     def spawn(*args: str, **extra: str) -> None:
@@ -61,7 +63,11 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         spawn("local", "exec", "--state", str(state), "--", sys.executable, "-m", "services.worker.main",
               SCENGRID_WORKER_IDLE_POLLS="1000000")
         wait_until_answering(f"http://127.0.0.1:{api_port}/runs", work / "api.log")
-        yield {"cwd": work, "env": {**env, "SCENGRID_API_URL": f"http://127.0.0.1:{api_port}"}}
+        # a user's shell on the host: the stack's profile from the state volume, no other AWS credentials
+        user = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+        user.update(SCENGRID_API_URL=f"http://127.0.0.1:{api_port}", SCENGRID_REGION="us-east-1", AWS_PROFILE="scengrid-local",
+                    AWS_SHARED_CREDENTIALS_FILE=str(state.parent / "credentials"))
+        yield {"cwd": work, "env": user}
     finally:
         for process in started:
             process.terminate()

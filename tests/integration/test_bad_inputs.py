@@ -21,12 +21,14 @@ import pytest
 import requests
 
 from scengrid.aws import client
+from scengrid_cli.client import SigV4RequestAuth
+from scengrid_cli.local.api_user import write_profile
 from scengrid_cli.local.http_api import LocalApi
+from scengrid_cli.local.stack import REGION
 from scengrid.models import load_model
 from scengrid.spec import DEFAULT_MODEL_PARAMS
 from tests.portfolio_data import GOOD as BOOK
 
-KEY = "bad-input-key"
 GOOD = {"scenarios": {"count": 2000, "seed": 3}, "shard_size": 1000, "workers": 1}
 ROWS = 500
 
@@ -106,9 +108,14 @@ CLI = [
 
 @pytest.fixture(scope="module")
 def api(local_stack) -> Iterator[LocalApi]:  # noqa: ANN001
-    server = LocalApi(api_key=KEY).start()
+    server = LocalApi([local_stack.api_user], REGION).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def signer(local_stack) -> SigV4RequestAuth:  # noqa: ANN001
+    return SigV4RequestAuth(local_stack.api_user.credentials(), REGION)
 
 
 @pytest.fixture(scope="module")
@@ -179,12 +186,13 @@ HTTP_CASES = [("API", *c) for c in API] + [("scenario file", *c) for c in SCENAR
 
 @pytest.mark.parametrize(("edge", "what", "body", "status", "words"), HTTP_CASES, ids=[f"{c[0]}: {c[1]}" for c in HTTP_CASES])
 def test_bad_submissions_are_named_and_leave_nothing(
-    api: LocalApi, local_stack, inputs: dict, quiet: None, edge: str, what: str, body: Any, status: int, words: str  # noqa: ANN001
+    api: LocalApi, signer: SigV4RequestAuth, local_stack, inputs: dict, quiet: None, edge: str, what: str, body: Any,  # noqa: ANN001
+    status: int, words: str,
 ) -> None:
     if isinstance(body, dict):
         body = json.dumps(body).replace("{bucket}", inputs["bucket"])
     before = footprint(local_stack)
-    response = requests.post(api.url + "/runs", data=body, headers={"x-api-key": KEY}, timeout=30)
+    response = requests.post(api.url + "/runs", data=body, auth=signer, timeout=30)
     assert response.status_code == status, response.text
     assert words in response.text, response.text
     assert footprint(local_stack) == before
@@ -192,9 +200,12 @@ def test_bad_submissions_are_named_and_leave_nothing(
 
 @pytest.mark.parametrize(("what", "args", "words"), CLI, ids=[c[0] for c in CLI])
 def test_bad_cli_input_exits_2_naming_the_field_and_leaves_nothing(
-    api: LocalApi, local_stack, inputs: dict, quiet: None, what: str, args: list[str], words: str  # noqa: ANN001
+    api: LocalApi, local_stack, inputs: dict, quiet: None, what: str, args: list[str], words: str,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
-    env = {**os.environ, "SCENGRID_API_URL": api.url, "SCENGRID_API_KEY": KEY}
+    credentials = write_profile(tmp_path / "credentials", local_stack.api_user, "bad-inputs")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(SCENGRID_API_URL=api.url, SCENGRID_REGION=REGION, AWS_PROFILE="bad-inputs", AWS_SHARED_CREDENTIALS_FILE=str(credentials))
     before = footprint(local_stack)
     done = subprocess.run(
         [sys.executable, "-m", "scengrid_cli.cli", *(a.replace("{dir}", str(inputs["specs"])) for a in args)],
@@ -207,10 +218,10 @@ def test_bad_cli_input_exits_2_naming_the_field_and_leaves_nothing(
 
 
 
-def test_the_footprint_sees_a_run_that_was_accepted(api: LocalApi, local_stack, quiet: None) -> None:  # noqa: ANN001
+def test_the_footprint_sees_a_run_that_was_accepted(api: LocalApi, signer: SigV4RequestAuth, local_stack, quiet: None) -> None:  # noqa: ANN001
     """The control: a good submission moves the footprint the cases above keep still."""
     before = footprint(local_stack)
-    response = requests.post(api.url + "/runs", json=GOOD, headers={"x-api-key": KEY}, timeout=30)
+    response = requests.post(api.url + "/runs", json=GOOD, auth=signer, timeout=30)
     assert response.status_code == 202, response.text
     deadline = time.monotonic() + 60
     while footprint(local_stack)["runs"] == before["runs"]:

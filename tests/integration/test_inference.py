@@ -215,33 +215,43 @@ def test_the_session_runs_on_the_vcpus_sequentially(local_stack, model_object, s
 @pytest.fixture
 def api(local_stack) -> Iterator[str]:  # noqa: ANN001
     from scengrid_cli.local.http_api import LocalApi
+    from scengrid_cli.local.stack import REGION
 
-    served = LocalApi(api_key="predict-key").start()
+    served = LocalApi([local_stack.api_user], REGION).start()
     try:
         yield served.url
     finally:
         served.stop()
 
 
-def test_post_predict_through_the_api(api: str, model_object, small_pd_model) -> None:  # noqa: ANN001
+@pytest.fixture
+def signer(local_stack):  # noqa: ANN001, ANN201
+    from scengrid_cli.client import SigV4RequestAuth
+    from scengrid_cli.local.stack import REGION
+
+    return SigV4RequestAuth(local_stack.api_user.credentials(), REGION)
+
+
+def test_post_predict_through_the_api(api: str, signer, model_object, small_pd_model) -> None:  # noqa: ANN001
     post = lambda body, **kw: requests.post(f"{api}/predict", data=body, timeout=30, **kw)  # noqa: E731
-    key = {"x-api-key": "predict-key", "Content-Type": "application/json"}
-    assert post(json.dumps(ROWS)).status_code == 401
-    missing = post(json.dumps(ROWS), headers=key)
+    key = {"auth": signer, "headers": {"Content-Type": "application/json"}}
+    unsigned = post(json.dumps(ROWS), headers={"Content-Type": "application/json"})
+    assert unsigned.status_code == 403 and unsigned.json() == {"message": "Missing Authentication Token"}
+    missing = post(json.dumps(ROWS), **key)
     assert missing.status_code == 503 and "no such object" in missing.json()["error"]
     model_object.publish(small_pd_model.path)
-    ok = post(json.dumps(ROWS), headers=key)
+    ok = post(json.dumps(ROWS), **key)
     assert ok.status_code == 200 and ok.json()["shape"] == [2] and ok.json()["model_version"] == small_pd_model.sha256
-    bad = post(json.dumps({"rows": [[0, 0, 0, 4]]}), headers=key)
+    bad = post(json.dumps({"rows": [[0, 0, 0, 4]]}), **key)
     assert bad.status_code == 400 and bad.json()["field"] == "rows[0]"
-    assert post("x" * 10, headers={**key, "Content-Type": "text/plain"}).status_code == 415
-    too_big = post(b"[" + b"0," * (3 * 1024 * 1024) + b"0]", headers=key)
+    assert post("x" * 10, auth=signer, headers={"Content-Type": "text/plain"}).status_code == 415
+    too_big = post(b"[" + b"0," * (3 * 1024 * 1024) + b"0]", **key)
     assert too_big.status_code == 413 and too_big.json()["field"] == "body"
 
 
-def test_the_same_predictions_by_invoke_and_by_the_api(local_stack, api: str, model_object, small_pd_model) -> None:  # noqa: ANN001
+def test_the_same_predictions_by_invoke_and_by_the_api(local_stack, api: str, signer, model_object, small_pd_model) -> None:  # noqa: ANN001
     model_object.publish(small_pd_model.path)
-    by_api = requests.post(f"{api}/predict", json=ROWS, headers={"x-api-key": "predict-key"}, timeout=30).json()
+    by_api = requests.post(f"{api}/predict", json=ROWS, auth=signer, timeout=30).json()
     assert by_api == predicted(local_stack)
     expected = sklearn_pd(small_pd_model.estimator, np.array(ROWS["rows"], dtype=np.float32))
     assert np.abs(np.array(by_api["predictions"]) - expected).max() < 1e-5

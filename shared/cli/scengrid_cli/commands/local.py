@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ UP_EXAMPLES = """examples:
   scengrid submit spec.yaml --watch
 """
 READY_TIMEOUT_S = 120
+CREDENTIALS_FILE = LOCAL_STATE.parent / "credentials"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "up",
         help="start the local stack and serve the API on a loopback port",
         description="Start the embedded AWS emulator, provision infra/template.yaml, run the tracker and the "
-        "orchestrator, and serve the API with a fresh API key. The endpoint and key are written to "
-        f"{LOCAL_STATE}, where the other commands find them.",
+        "orchestrator, and serve the API behind IAM auth (SigV4), as on AWS. The stack's own IAM user may call it: "
+        f"its key is written as the AWS profile scengrid-local to {CREDENTIALS_FILE}, and the endpoint to "
+        f"{LOCAL_STATE}, where the other commands find both.",
         epilog=UP_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -66,11 +67,11 @@ def _register_parts(actions: argparse._SubParsersAction) -> None:
     p = actions.add_parser("bootstrap", help="provision infra/template.yaml into the emulator at SCENGRID_ENDPOINT_URL", description=PARTS_HELP)
     p.add_argument("--state", **state)
     p.set_defaults(func=lambda a: _part("bootstrap", a.state))
-    p = actions.add_parser("api", help="serve the API (key from SCENGRID_API_KEY)", description=PARTS_HELP)
+    p = actions.add_parser("api", help="serve the API, letting in requests signed with the stack's key (from bootstrap's state)", description=PARTS_HELP)
     p.add_argument("--state", **state)
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default %(default)s)")
     p.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
-    p.set_defaults(func=lambda a: _part("serve_api", a.state, a.host, a.port, _api_key()))
+    p.set_defaults(func=lambda a: _part("serve_api", a.state, a.host, a.port))
     for which, what in (("tracker", "consume every event into run and shard status"), ("orchestrator", "start an execution for each run-requested")):
         p = actions.add_parser(which, help=what, description=PARTS_HELP)
         p.add_argument("--state", **state)
@@ -80,13 +81,6 @@ def _register_parts(actions: argparse._SubParsersAction) -> None:
     p.add_argument("--state", **state)
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     p.set_defaults(func=lambda a: _part("exec_with_stack", a.state, [c for c in a.command if c != "--"] or ["true"]))
-
-
-def _api_key() -> str:
-    key = os.environ.get("SCENGRID_API_KEY")
-    if not key:
-        raise ScengridError("set SCENGRID_API_KEY to the key clients must send")
-    return key
 
 
 def _part(name: str, *args: object) -> int:
@@ -114,32 +108,37 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def _serve(port: int | None, execute_runs: bool) -> int:
-    from scengrid_cli.local.http_api import LocalApi
-    from scengrid_cli.local.stack import LocalStack
+    from scengrid_cli.local.api_user import PROFILE, write_profile
+    from scengrid_cli.local.stack import REGION, LocalStack
 
     err = Console(stderr=True)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    with LocalStack(execute_runs=execute_runs) as stack:
-        api = LocalApi(api_key=secrets.token_urlsafe(24), port=port).start()
-        LOCAL_STATE.parent.mkdir(exist_ok=True)
+    with LocalStack(execute_runs=execute_runs, api_port=port) as stack:
+        assert stack.api is not None and stack.api_user is not None
+        credentials = write_profile(CREDENTIALS_FILE, stack.api_user, PROFILE).resolve()
         state = {
             "pid": os.getpid(),
-            "api_url": api.url,
-            "api_key": api.api_key,
+            "api_url": stack.api.url,
+            "region": REGION,
+            "profile": PROFILE,
+            "credentials_file": str(credentials),
             "emulator_url": stack.emulator.url,
             "work_dir": str(stack.work_dir),
         }
         LOCAL_STATE.write_text(json.dumps(state, indent=2))
-        err.print(f"scengrid local stack up: API {api.url} (key in {LOCAL_STATE}); logs in {stack.work_dir}")
+        err.print(
+            f"scengrid local stack up: API {stack.api.url} (IAM auth; the stack's key is profile {PROFILE} "
+            f"in {CREDENTIALS_FILE}); logs in {stack.work_dir}"
+        )
         try:
             while not stopping.wait(0.5):
                 pass
         except KeyboardInterrupt:
             pass
         finally:
-            api.stop()
             LOCAL_STATE.unlink(missing_ok=True)
+            CREDENTIALS_FILE.unlink(missing_ok=True)
     err.print("scengrid local stack down")
     return 0
 
@@ -168,6 +167,7 @@ def run_down(args: argparse.Namespace) -> int:
     state = local_state()
     if not state or not _alive(state["pid"]):
         LOCAL_STATE.unlink(missing_ok=True)
+        CREDENTIALS_FILE.unlink(missing_ok=True)
         Console(stderr=True).print("no local stack is up")
         return 0
     os.kill(state["pid"], signal.SIGTERM)
@@ -177,5 +177,6 @@ def run_down(args: argparse.Namespace) -> int:
     if _alive(state["pid"]):
         raise ScengridError(f"the local stack (pid {state['pid']}) did not stop; kill it with `kill {state['pid']}`")
     LOCAL_STATE.unlink(missing_ok=True)
+    CREDENTIALS_FILE.unlink(missing_ok=True)
     Console(stderr=True).print("scengrid local stack down")
     return 0

@@ -1,5 +1,6 @@
 """The whole local stack: emulator, provisioned resources, Batch-as-processes, tracker and
-launcher threads. Use as a context manager; ``settings`` points at the stack."""
+launcher threads, and the API behind IAM auth with the stack's own IAM user allowed to call it.
+Use as a context manager; ``settings`` points at the stack, ``api_client()`` calls its API."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scengrid.aws import client
+from scengrid_cli.client import ApiClient, CredentialSource, SigV4RequestAuth
+from scengrid_cli.local.api_user import create_api_user
 from scengrid_cli.local.batch_runner import LocalBatchRunner
 from scengrid_cli.local.emulator import Emulator
 from scengrid_cli.local.forked_jobs import JobForker
+from scengrid_cli.local.http_api import LocalApi
 from scengrid_cli.local.inference import LocalInference
 from scengrid_cli.local.moto_gaps import install, retarget_state_machine_rules
 from scengrid_cli.local.pollers import QueuePoller, launch_poller, tracker_poller
 from scengrid_cli.local.provision import provision
+from scengrid_cli.local.sigv4 import Caller
 from scengrid.settings import Settings, cpu_count, use_settings
 
 LOCAL_CREDENTIALS = {
@@ -38,8 +43,9 @@ def use_local_environment() -> None:
     os.environ.update({"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"})
 
 
-def provision_stack(emulator_url: str, set_execution: Callable[[bool], None]) -> tuple[Settings, str]:
-    """Provision the template into the emulator; returns the settings and the launch queue."""
+def provision_stack(emulator_url: str, set_execution: Callable[[bool], None]) -> tuple[Settings, str, Caller]:
+    """Provision the template into the emulator; returns the settings, the launch queue and the
+    stack's IAM user, the one allowed to call its API."""
     use_settings(Settings(endpoint_url=emulator_url, region=REGION))
     settings = provision(STACK_NAME, emulator_url, REGION, set_execution)
     settings = settings.model_copy(update={"visibility_timeout_s": LOCAL_VISIBILITY_TIMEOUT_S})
@@ -48,7 +54,7 @@ def provision_stack(emulator_url: str, set_execution: Callable[[bool], None]) ->
     url = sqs.create_queue(QueueName=f"{STACK_NAME}-local-launch")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     retarget_state_machine_rules(client("events"), settings.event_bus, arn)
-    return settings, url
+    return settings, url, create_api_user(STACK_NAME, REGION)
 
 
 def job_environment(settings: Settings) -> dict[str, str]:
@@ -86,6 +92,7 @@ class LocalStack:
         chaos_seed: int | None = None,
         execute_runs: bool = True,
         pd_model: Path | None = None,
+        api_port: int | None = None,
     ) -> None:
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="scengrid-"))
         self.job_slots = job_slots or cpu_count()
@@ -95,6 +102,9 @@ class LocalStack:
         self.emulator = Emulator()
         self.settings: Settings | None = None
         self.runner: LocalBatchRunner | None = None
+        self.api_port = api_port  # None: a free one
+        self.api: LocalApi | None = None
+        self.api_user: Caller | None = None
         self._pollers: list[QueuePoller] = []
         self.startup_s = 0.0
 
@@ -113,7 +123,7 @@ class LocalStack:
 
     def _start(self, forker: JobForker) -> None:
         self.emulator.start()
-        settings, launch_url = provision_stack(self.emulator.url, self.emulator.set_state_machine_execution)
+        settings, launch_url, self.api_user = provision_stack(self.emulator.url, self.emulator.set_state_machine_execution)
         # in-process services (the tracker) log to a file; job processes log to their own files
         local: dict[str, object] = {"log_file": str(self.work_dir / "services.log")}
         if self.chaos_seed is not None:
@@ -125,6 +135,13 @@ class LocalStack:
         self.runner = LocalBatchRunner(self.job_slots, job_environment(self.settings), self.work_dir / "jobs", forker=forker)
         install(self.runner)
         self._pollers = start_pollers(self.settings, launch_url, self.execute_runs)
+        self.api = LocalApi([self.api_user], REGION, port=self.api_port).start()
+
+    def api_client(self) -> ApiClient:
+        """A client of the stack's API, signing with the stack's own key."""
+        assert self.api is not None and self.api_user is not None
+        source = CredentialSource("explicit", f"the local stack's key (IAM user {self.api_user.user_arn})")
+        return ApiClient(self.api.url, SigV4RequestAuth(self.api_user.credentials(), REGION), source)
 
     def _stop_executions(self) -> None:
         """Runs still in flight end ABORTED, rather than failing against a stopped emulator."""
@@ -147,6 +164,8 @@ class LocalStack:
         return self._pollers[0]
 
     def __exit__(self, *exc: object) -> None:
+        if self.api is not None:
+            self.api.stop()
         self._stop_executions()
         for poller in self._pollers:
             poller.stop()

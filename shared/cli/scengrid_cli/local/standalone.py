@@ -2,7 +2,9 @@
 ``LocalStack`` runs the same parts in one process for ``scengrid demo`` and ``local up``.
 
 The parts meet through the emulator and a state file that ``bootstrap`` writes: the settings
-of the provisioned stack (bucket, tables, queues, bus, state machine) and the launch queue."""
+of the provisioned stack (bucket, tables, queues, bus, state machine), the launch queue, and
+the stack's IAM user, whose key (profile ``scengrid-local``) it writes to ``credentials`` beside
+the state file: the API lets that key in, and a user signs with it."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from scengrid_cli.local.api_user import caller_from_record, identity_record, write_profile
 from scengrid_cli.local.batch_runner import LocalBatchRunner
 from scengrid_cli.local.emulator import Emulator, set_state_machine_execution
 from scengrid_cli.local.forked_jobs import JobForker
@@ -65,9 +68,10 @@ def bootstrap(state_path: Path) -> Settings:
     url = get_settings().endpoint_url
     if not url:
         raise RuntimeError("set SCENGRID_ENDPOINT_URL to the emulator, e.g. http://moto:5000")
-    settings, launch_url = provision_stack(url, lambda on: set_state_machine_execution(url, on))
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    state_path.write_text(json.dumps({"settings": settings.model_dump(), "launch_queue_url": launch_url}, indent=2))
+    settings, launch_url, api_user = provision_stack(url, lambda on: set_state_machine_execution(url, on))
+    credentials = write_profile(state_path.parent / "credentials", api_user)
+    state = {"settings": settings.model_dump(), "launch_queue_url": launch_url, "api_user": identity_record(api_user, credentials)}
+    state_path.write_text(json.dumps(state, indent=2))
     return settings
 
 
@@ -78,10 +82,12 @@ def _use(state_path: Path) -> tuple[Settings, str]:
     return settings, launch_url
 
 
-def serve_api(state_path: Path, host: str, port: int, api_key: str) -> None:
+def serve_api(state_path: Path, host: str, port: int) -> None:
+    """The API, letting in requests signed with the key of the stack's IAM user."""
     _use(state_path)
-    api = LocalApi(api_key=api_key, port=port, host=host).start()
-    print(f"API on {host}:{port}", flush=True)
+    record = json.loads(state_path.read_text())["api_user"]
+    api = LocalApi([caller_from_record(record)], REGION, port=port, host=host).start()
+    print(f"API on {host}:{port}; requests signed with profile {record['profile']} in {record['credentials_file']} get in", flush=True)
     _wait_for_stop()
     api.stop()
 
