@@ -81,9 +81,9 @@ def run_scengrid(scenarios: int, cores: int, shard_size: int | None) -> dict[str
     (the runs item final and the execution SUCCEEDED)."""
     from scengrid import layout, s3io
     from scengrid_cli.local.demo import watch_run
+    from scengrid_cli.local.pollers import execution_arn
     from scengrid_cli.local.results import shard_seconds, stage_seconds
     from scengrid_cli.local.stack import LocalStack
-    from services.tracker.runs import execution_arn, submit_run
     from scengrid.status import Status
 
     spec = RunSpec(
@@ -94,7 +94,7 @@ def run_scengrid(scenarios: int, cores: int, shard_size: int | None) -> dict[str
     with LocalStack(job_slots=cores) as stack:
         assert stack.settings is not None
         started = time.perf_counter()
-        run_id = submit_run(spec)
+        run_id = stack.api_client().submit(spec.model_dump(mode="json"))["run_id"]  # POST /runs, as scengrid demo
         arn = execution_arn(stack.settings.state_machine_arn, run_id, 1)
         record, execution = watch_run(run_id, arn, 3600, lambda record: None)
         wall = time.perf_counter() - started

@@ -1,4 +1,5 @@
-"""A whole run on the local stack: submit, watch the runs item, collect the results."""
+"""A whole run on the local stack: submit (or retry) through its API, as any client does, then
+watch the runs item and collect the results."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from scengrid_cli.local.results import copy_logs, copy_results, shard_seconds, s
 from scengrid_cli.local.stack import LocalStack
 from scengrid.chaos import read_injections
 from scengrid_cli.local.pollers import execution_arn
-from services.tracker.runs import retry_run, submit_run
 from scengrid.s3io import get_json
 from scengrid.spec import RunSpec
 from scengrid.status import FINAL, RunRecord, Status, read_run, read_shards
@@ -96,8 +96,10 @@ def run_on_stack(
     timeout_s: float,
     on_progress: Callable[[RunRecord], None] = lambda r: None,
 ) -> RunOutcome:
-    """Submit a run and follow it to the end."""
-    return follow_run(stack, submit_run(spec), 1, out_dir, timeout_s, on_progress)
+    """Submit a run through the stack's API (POST /runs, signed with the stack's key) and follow
+    it to the end."""
+    accepted = stack.api_client().submit(spec.model_dump(mode="json"))
+    return follow_run(stack, accepted["run_id"], accepted["round"], out_dir, timeout_s, on_progress)
 
 
 def retry_on_stack(
@@ -107,8 +109,10 @@ def retry_on_stack(
     timeout_s: float,
     on_progress: Callable[[RunRecord], None] = lambda r: None,
 ) -> RunOutcome:
-    """Start the next round of a FAILED run and follow it to the end."""
-    return follow_run(stack, run_id, retry_run(run_id), out_dir, timeout_s, on_progress)
+    """Start the next round of a FAILED run through the stack's API (POST /runs/{id}/retry) and
+    follow it to the end."""
+    accepted = stack.api_client().retry(run_id)
+    return follow_run(stack, run_id, accepted["round"], out_dir, timeout_s, on_progress)
 
 
 def follow_run(
