@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from scengrid.aws import client
-from scengrid.events import utcnow
+from scengrid.events import ExecutionStatus, utcnow
 from scengrid.settings import get_settings
 from scengrid.status import Status
 
@@ -223,6 +223,39 @@ class RunStore:
             ConditionExpression=_OPEN_IN_ROUND,
             ExpressionAttributeNames={**_NAMES, **names},
             ExpressionAttributeValues={":to": {"S": status}, ":round": _n(round_), **_OPEN, **values},
+        )
+        if not done:
+            self.count_duplicate(run_id)
+        return done
+
+    def record_execution(self, run_id: str, round_: int, execution_arn: str, status: ExecutionStatus) -> bool:
+        """Note which execution runs the run's round, and its status: the first execution seen
+        for a round newer than the one noted (its start, or its end if that came first), then
+        that execution's end. A stale round, another execution of the noted round, a change
+        after the end or a duplicate changes nothing (False). The run's status never moves here;
+        a start seen before the run's run-requested leaves the run PENDING, as that would."""
+        condition = "attribute_not_exists(execution_round) OR execution_round < :round"
+        values = {
+            ":arn": {"S": execution_arn},
+            ":status": {"S": status},
+            ":round": _n(round_),
+            ":pending": {"S": Status.PENDING},
+            ":now": self._now(),
+        }
+        if status is not ExecutionStatus.RUNNING:
+            condition += " OR (execution_round = :round AND execution_arn = :arn AND execution_status = :running)"
+            values[":running"] = {"S": ExecutionStatus.RUNNING}
+        done = self._conditional(
+            self._db.update_item,
+            TableName=self._runs,
+            Key=self._run_key(run_id),
+            UpdateExpression=(
+                "SET #s = if_not_exists(#s, :pending), execution_arn = :arn, execution_status = :status,"
+                " execution_round = :round, updated_at = :now"
+            ),
+            ConditionExpression=f"(attribute_not_exists(#r) OR #r <= :round) AND ({condition})",
+            ExpressionAttributeNames=_NAMES,
+            ExpressionAttributeValues=values,
         )
         if not done:
             self.count_duplicate(run_id)

@@ -8,6 +8,7 @@ from scengrid.events import (
     AllDone,
     Event,
     RunCancelled,
+    RunExecutionChanged,
     RunFailed,
     RunRequested,
     ShardDone,
@@ -20,7 +21,7 @@ from services.tracker.dal import RunStore
 
 
 @singledispatch
-def apply_event(event: Event, store: RunStore) -> bool:
+def apply_event(event: Event | RunExecutionChanged, store: RunStore) -> bool:
     """Apply one event; returns whether it changed anything (False for a duplicate)."""
     raise TypeError(f"the tracker does not handle {type(event).__name__}")
 
@@ -102,3 +103,8 @@ def _(event: RunCancelled, store: RunStore) -> bool:
     return store.finish_run(
         event.run_id, event.round, Status.CANCELLED, {"reason": event.reason, "finished_at": event.at.isoformat()}
     )
+
+
+@apply_event.register
+def _(event: RunExecutionChanged, store: RunStore) -> bool:
+    return store.record_execution(event.run_id, event.round, event.execution_arn, event.status)

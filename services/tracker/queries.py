@@ -47,6 +47,8 @@ class RunView(BaseModel):
     partial_var_99: PartialEstimate | None = Field(
         None, description="while the run is in flight: VaR 99% from the shards done, with a 95% interval"
     )
+    execution_arn: str | None = Field(None, description="the Step Functions execution of the current round, once it started")
+    execution_status: str | None = Field(None, description="that execution's status: RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED")
 
 
 def _parse(ts: str | None) -> datetime | None:
@@ -93,6 +95,8 @@ def run_view_of(record: RunRecord) -> RunView:
         var_95=record.var_95, var_99=record.var_99, es_975=record.es_975, reason=record.reason,
         failed_shards=record.failed_shards,
         partial_var_99=None if record.var_99 is not None else batch_means(record.var99_n, record.var99_sum, record.var99_sumsq),
+        execution_arn=record.current_execution_arn,
+        execution_status=record.execution_status if record.current_execution_arn else None,
     )
 
 

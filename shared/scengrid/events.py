@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -95,6 +96,67 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (RunRequested, ShardWritten, ShardDone, ShardFailed, AllDone, RunFailed, RunCancelled)
 }
 
+# Step Functions' own event when an execution starts or ends (on the account's default bus).
+EXECUTION_STATUS_SOURCE = "aws.states"
+EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    ABORTED = "ABORTED"
+    PENDING_REDRIVE = "PENDING_REDRIVE"
+
+
+class ExecutionStatusChange(BaseModel):
+    """The ``detail`` of a "Step Functions Execution Status Change" event: AWS's shape, not one
+    of our versioned events. Dates are epoch milliseconds; ``input`` is the execution's input
+    as JSON text (for a run, the run-requested envelope the rule passed), left out by AWS above
+    248 KiB."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    execution_arn: str = Field(alias="executionArn")
+    state_machine_arn: str = Field(alias="stateMachineArn")
+    name: str
+    status: ExecutionStatus
+    start_date: int | None = Field(None, alias="startDate")
+    stop_date: int | None = Field(None, alias="stopDate")
+    input: str | None = None
+    output: str | None = None
+
+
+class RunExecutionChanged(BaseModel):
+    """What the tracker learns from an execution's status change: which execution runs a
+    round of a run (AWS names the executions the rule starts), and its status."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    detail_type: ClassVar[str] = EXECUTION_STATUS_CHANGE
+    run_id: str = Field(min_length=1, max_length=64)
+    round: int = Field(1, ge=1)
+    execution_arn: str = Field(min_length=1)
+    status: ExecutionStatus
+    at: datetime = Field(default_factory=utcnow)
+
+
+def run_execution_changed(change: ExecutionStatusChange, at: datetime | None = None) -> RunExecutionChanged:
+    """The run and round an execution runs, read from its input (a run-requested envelope)."""
+    if not change.input:
+        raise ValueError(f"execution {change.execution_arn}: its input is not in the event, so its run is unknown")
+    requested = parse_envelope(change.input)
+    if not isinstance(requested, RunRequested):
+        raise ValueError(f"execution {change.execution_arn} was started by {requested.detail_type}, not run-requested")
+    return RunExecutionChanged(
+        run_id=requested.run_id,
+        round=requested.round,
+        execution_arn=change.execution_arn,
+        status=change.status,
+        at=at or utcnow(),
+    )
+
 
 class Envelope(BaseModel):
     """The EventBridge envelope as an SQS target receives it (the emulator omits ``account``)."""
@@ -109,9 +171,12 @@ class Envelope(BaseModel):
     time: datetime | None = None
 
 
-def parse_envelope(body: str | dict[str, Any]) -> Event:
-    """The domain event inside an EventBridge envelope; raises on unknown types or bad fields."""
+def parse_envelope(body: str | dict[str, Any]) -> Event | RunExecutionChanged:
+    """The domain event inside an EventBridge envelope: one of ours, or what a status change of
+    a run's execution says; raises on unknown types or bad fields."""
     envelope = Envelope.model_validate_json(body) if isinstance(body, str) else Envelope.model_validate(body)
+    if envelope.source == EXECUTION_STATUS_SOURCE and envelope.detail_type == EXECUTION_STATUS_CHANGE:
+        return run_execution_changed(ExecutionStatusChange.model_validate(envelope.detail), envelope.time)
     event_type = EVENT_TYPES.get(envelope.detail_type)
     if event_type is None or not envelope.source.startswith(SOURCE_PREFIX):
         raise ValueError(f"not a scengrid event: source={envelope.source!r} detail-type={envelope.detail_type!r}")

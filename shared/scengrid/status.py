@@ -54,6 +54,14 @@ class RunRecord(BaseModel):
     var99_n: int = 0  # completed shards that reported their own VaR 99%, their sum and sum of squares
     var99_sum: float = 0.0
     var99_sumsq: float = 0.0
+    execution_arn: str | None = None  # the Step Functions execution of round execution_round, once it started
+    execution_status: str | None = None
+    execution_round: int | None = None
+
+    @property
+    def current_execution_arn(self) -> str | None:
+        """The execution running the run's current round; None until its start is recorded."""
+        return self.execution_arn if self.execution_round == self.round else None
 
     @field_validator("spec", mode="before")
     @classmethod

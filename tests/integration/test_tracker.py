@@ -1,20 +1,34 @@
 """The tracker against the emulator's DynamoDB: forward-only status, counters on the first
-transition only, whatever the order and number of deliveries."""
+transition only, whatever the order and number of deliveries; the execution of each round,
+from Step Functions' status changes."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import uuid
+from collections.abc import Callable
 
 import pytest
 
-from scengrid.events import AllDone, RunFailed, RunRequested, ShardDone, ShardFailed, ShardWritten
+from scengrid.events import (
+    AllDone,
+    ExecutionStatus,
+    RunFailed,
+    RunRequested,
+    ShardDone,
+    ShardFailed,
+    ShardWritten,
+    parse_envelope,
+)
+from scengrid_cli.local.pollers import LambdaContext, sqs_event
 from scengrid.spec import GeneratedScenarios, RunSpec
 from scengrid.status import Status, read_run, read_shards
 from services.tracker.dal import RunStore
 from services.tracker.logic import apply_event
 from services.tracker.queries import run_view_of
+from tests.eventbridge import envelope_of, execution_status_change
 
 SHARDS = 3
 
@@ -114,3 +128,85 @@ def test_a_retry_round_reopens_only_what_failed(local_stack) -> None:  # noqa: A
     run = read_run(run_id)
     assert (run.status, run.shards_done, run.shards_failed) == (Status.RUNNING, 3, 0)
     assert {s.shard_id: (s.status, s.round) for s in read_shards(run_id)}["000001"] == (Status.COMPLETE, 2)
+
+
+# ---------------------------------------------------------------- the execution of each round
+STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:scengrid-run"
+
+
+def execution_of(run_id: str, round_: int = 1) -> tuple[str, Callable[[ExecutionStatus], str]]:
+    """An execution of the run's round, named as EventBridge names the executions it starts
+    (not after the run): its ARN, and the SQS body of each of its status changes."""
+    arn = f"arn:aws:states:us-east-1:123456789012:execution:scengrid-run:{uuid.uuid4()}_{uuid.uuid4().hex[:8]}"
+    requested = RunRequested(run_id=run_id, round=round_, spec=RunSpec(scenarios=GeneratedScenarios(count=3000), shard_size=1000))
+    execution_input = json.dumps(envelope_of(requested, "api"))
+    return arn, lambda status: json.dumps(execution_status_change(arn, STATE_MACHINE, status, execution_input))
+
+
+def test_the_tracker_lambda_records_the_execution_from_its_status_change(local_stack) -> None:  # noqa: ANN001
+    from services.tracker.handler import lambda_handler
+
+    run_id = f"t-{uuid.uuid4().hex[:8]}"
+    requested, *_ = events_of_a_run(run_id)
+    apply_event(requested, RunStore())
+    arn, change = execution_of(run_id)
+    message = {"MessageId": "m1", "ReceiptHandle": "r1", "Body": change(ExecutionStatus.RUNNING), "MD5OfBody": "-"}
+    response = lambda_handler(sqs_event([message], "arn:aws:sqs:us-east-1:123456789012:tracker", "us-east-1"), LambdaContext("tracker"))
+    assert response == {"batchItemFailures": []}
+    view = run_view_of(read_run(run_id))
+    assert (view.execution_arn, view.execution_status) == (arn, "RUNNING")
+    assert view.status is Status.PENDING  # the run's status comes from our events only
+
+
+def test_execution_status_changes_apply_once_and_only_forward(local_stack) -> None:  # noqa: ANN001
+    store = RunStore()
+    run_id = f"t-{uuid.uuid4().hex[:8]}"
+    apply_event(events_of_a_run(run_id)[0], store)
+    arn, change = execution_of(run_id)
+    other, other_change = execution_of(run_id)  # a second execution of the same round
+    before = read_run(run_id).duplicates
+    applied = [
+        apply_event(parse_envelope(body), store)
+        for body in (
+            change(ExecutionStatus.RUNNING),
+            change(ExecutionStatus.RUNNING),  # a duplicate delivery
+            other_change(ExecutionStatus.RUNNING),
+            change(ExecutionStatus.SUCCEEDED),
+            change(ExecutionStatus.SUCCEEDED),
+            change(ExecutionStatus.RUNNING),  # late: the execution has ended
+            other_change(ExecutionStatus.ABORTED),
+        )
+    ]
+    assert applied == [True, False, False, True, False, False, False]
+    run = read_run(run_id)
+    assert (run.current_execution_arn, run.execution_status, run.status) == (arn, "SUCCEEDED", Status.PENDING)
+    assert run.duplicates - before == 5
+
+    late_start = f"t-{uuid.uuid4().hex[:8]}"  # the end delivered before the start
+    arn, change = execution_of(late_start)
+    assert apply_event(parse_envelope(change(ExecutionStatus.FAILED)), store) is True
+    assert apply_event(parse_envelope(change(ExecutionStatus.RUNNING)), store) is False
+    assert (read_run(late_start).current_execution_arn, read_run(late_start).execution_status) == (arn, "FAILED")
+
+
+def test_a_stale_rounds_execution_changes_nothing(local_stack) -> None:  # noqa: ANN001
+    store = RunStore()
+    run_id = f"t-{uuid.uuid4().hex[:8]}"
+    requested = events_of_a_run(run_id)[0]
+    apply_event(requested, store)
+    first, first_change = execution_of(run_id, 1)
+    apply_event(parse_envelope(first_change(ExecutionStatus.RUNNING)), store)
+    apply_event(RunFailed(run_id=run_id, reason="shard 000001 failed", failed_shards=["000001"]), store)
+    apply_event(parse_envelope(first_change(ExecutionStatus.FAILED)), store)
+
+    second, second_change = execution_of(run_id, 2)
+    # the retry's execution may start before the tracker sees the retry's run-requested
+    assert apply_event(parse_envelope(second_change(ExecutionStatus.RUNNING)), store) is True
+    assert run_view_of(read_run(run_id)).execution_arn is None  # not the current round's yet
+    apply_event(requested.model_copy(update={"round": 2}), store)
+    view = run_view_of(read_run(run_id))
+    assert (view.round, view.execution_arn, view.execution_status) == (2, second, "RUNNING")
+
+    for status in (ExecutionStatus.RUNNING, ExecutionStatus.FAILED):  # round 1, late
+        assert apply_event(parse_envelope(first_change(status)), store) is False
+    assert (read_run(run_id).current_execution_arn, read_run(run_id).execution_status) == (second, "RUNNING")
