@@ -13,6 +13,7 @@ import pytest
 
 from scengrid_cli.local.batch_runner import Attempt, retry_decision
 from scengrid_cli.local.moto_gaps import evaluate_cidr_functions
+from scengrid.events import EXECUTION_STATUS_CHANGE, EXECUTION_STATUS_SOURCE
 from scengrid.settings import Settings
 from scengrid.work import MAX_ARRAY_CHILDREN
 from tests.template_data import TEMPLATE_PATH, asl, of_type, resources, template
@@ -214,7 +215,28 @@ def test_every_scengrid_event_reaches_the_tracker_queue_which_has_a_dlq() -> Non
     assert props("TrackerQueue")["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["TrackerDeadLetterQueue", "Arn"]}
     [allow] = props("TrackerQueuePolicy")["PolicyDocument"]["Statement"]
     assert allow["Principal"] == {"Service": "events.amazonaws.com"} and allow["Action"] == "sqs:SendMessage"
-    assert allow["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Fn::GetAtt": ["AllEventsRule", "Arn"]}
+    assert allow["Resource"] == {"Fn::GetAtt": ["TrackerQueue", "Arn"]}
+    assert allow["Condition"]["ArnEquals"]["aws:SourceArn"] == [
+        {"Fn::GetAtt": ["AllEventsRule", "Arn"]},
+        {"Fn::GetAtt": ["ExecutionStatusRule", "Arn"]},
+    ]
+
+
+def test_status_changes_of_the_run_executions_reach_the_tracker_queue() -> None:
+    """Step Functions puts them on the default bus; the tracker records each round's execution
+    ARN from them (EventBridge names the executions it starts), and cancel stops it by that."""
+    rule = props("ExecutionStatusRule")
+    assert "EventBusName" not in rule  # the account's default bus, where AWS puts its own events
+    assert rule["EventPattern"] == {
+        "source": [EXECUTION_STATUS_SOURCE],
+        "detail-type": [EXECUTION_STATUS_CHANGE],
+        "detail": {"stateMachineArn": [{"Ref": "RunStateMachine"}]},
+    }
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["TrackerQueue", "Arn"]} and "RoleArn" not in target
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}
+    [undelivered] = props("EventsDeadLetterQueuePolicy")["PolicyDocument"]["Statement"]
+    assert {"Fn::GetAtt": ["ExecutionStatusRule", "Arn"]} in undelivered["Condition"]["ArnEquals"]["aws:SourceArn"]
 
 
 def test_tracker_lambda_reports_partial_batch_failures() -> None:

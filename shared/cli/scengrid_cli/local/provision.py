@@ -111,6 +111,7 @@ def verify_resources(settings: Settings) -> None:
     rules = client("events").list_rules(EventBusName=settings.event_bus)["Rules"]
     if len(rules) < 2:
         problems.append(f"event rules: expected the tracker and run-requested rules, found {[r['Name'] for r in rules]}")
+    check("execution status rule", lambda: _require_execution_status_rule(settings))
     queues = client("batch").describe_job_queues()["jobQueues"]
     if not queues:
         problems.append("batch job queue: none")
@@ -122,6 +123,19 @@ def _require_redrive(queue_url: str) -> None:
     attrs = client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])["Attributes"]
     if "RedrivePolicy" not in attrs:
         raise ProvisioningError("no dead-letter queue")
+
+
+def _require_execution_status_rule(settings: Settings) -> None:
+    """The default bus routes the state machine's status changes to the tracker's queue."""
+    events = client("events")
+    queue = client("sqs").get_queue_attributes(QueueUrl=settings.tracker_queue_url, AttributeNames=["QueueArn"])
+    for rule in events.list_rules(EventBusName="default")["Rules"]:
+        pattern = json.loads(rule.get("EventPattern") or "{}")
+        if settings.state_machine_arn in json.dumps(pattern.get("detail", {})):
+            targets = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+            if queue["Attributes"]["QueueArn"] in {t["Arn"] for t in targets}:
+                return
+    raise ProvisioningError("no rule on the default bus sends the state machine's status changes to the tracker queue")
 
 
 def _require_definition(arn: str) -> None:
