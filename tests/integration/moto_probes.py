@@ -246,6 +246,31 @@ def distributed_map_with_a_failed_item() -> object:
         return {"status": described["status"], "error": described.get("error")}
 
 
+@probe
+def execution_status_change_events() -> object:
+    """A standard execution starts and ends, and nothing reaches a default-bus rule on source
+    aws.states (the control: an event put by hand with that source does)."""
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sqs, events = boto3.client("sqs", region_name=REGION), boto3.client("events", region_name=REGION)
+        url = sqs.create_queue(QueueName="status")["QueueUrl"]
+        queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="status", EventPattern=json.dumps({"source": ["aws.states"]}))
+        events.put_targets(Rule="status", Targets=[{"Id": "q", "Arn": queue}])
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        asl = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+        arn = sfn.create_state_machine(name="m", definition=json.dumps(asl), roleArn=ROLE)["stateMachineArn"]
+        ex = sfn.start_execution(stateMachineArn=arn, name="e", input="{}")["executionArn"]
+        for _ in range(40):
+            described = sfn.describe_execution(executionArn=ex)
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.1)
+        from_execution = len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []))
+        events.put_events(Entries=[{"Source": "aws.states", "DetailType": "Step Functions Execution Status Change", "Detail": "{}"}])
+        by_hand = len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []))
+        return {"status": described["status"], "from_execution": from_execution, "by_hand": by_hand}
+
+
 def _invoke_a_zip_function(config: dict | None) -> object:
     import io
     import zipfile

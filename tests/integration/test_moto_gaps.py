@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,59 @@ def test_routes_and_event_paths_are_kept(local_stack) -> None:  # noqa: ANN001
     assert isinstance(backends.list_of_moto_modules(), tuple) and "s3" in backends.list_of_moto_modules()
     assert jsonpath_ng.ext.parse("$.detail") is jsonpath_ng.ext.parse("$.detail")
     assert client("s3").head_bucket(Bucket=local_stack.settings.bucket)["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_hole_executions_put_no_status_change_events(plain_moto: dict) -> None:
+    seen = plain_moto["execution_status_change_events"]
+    assert seen["status"] == "SUCCEEDED" and seen["by_hand"] == 1
+    assert seen["from_execution"] == 0
+
+
+def status_changes(queue_url: str, count: int) -> list[dict]:
+    """The envelopes of ``count`` status changes, in the order the queue returns them."""
+    sqs = client("sqs")
+    found: list[dict] = []
+    deadline = time.monotonic() + 30
+    while len(found) < count and time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            found.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+@pytest.mark.parametrize(
+    ("asl", "end"),
+    [
+        ({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"ok": 1}, "End": True}}}, "SUCCEEDED"),
+        ({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}}, "ABORTED"),
+    ],
+)
+def test_executions_put_aws_status_changes_on_the_default_bus(local_stack, asl: dict, end: str) -> None:  # noqa: ANN001
+    from scengrid.events import EXECUTION_STATUS_CHANGE, EXECUTION_STATUS_SOURCE
+
+    sfn, sqs, events = client("stepfunctions"), client("sqs"), client("events")
+    machine = sfn.create_state_machine(name=f"status-{end}-{time.time_ns()}", definition=json.dumps(asl), roleArn=ROLE)["stateMachineArn"]
+    url = sqs.create_queue(QueueName=f"status-{end}-{time.time_ns()}")["QueueUrl"]
+    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": [EXECUTION_STATUS_SOURCE], "detail-type": [EXECUTION_STATUS_CHANGE], "detail": {"stateMachineArn": [machine]}}
+    rule = f"status-{end}-{time.time_ns()}"
+    events.put_rule(Name=rule, EventPattern=json.dumps(pattern))  # the default bus, as on AWS
+    events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": queue}])
+    name = str(uuid.uuid4())
+    execution = sfn.start_execution(stateMachineArn=machine, name=name, input='{"run": "r"}')["executionArn"]
+    if end == "ABORTED":
+        sfn.stop_execution(executionArn=execution, cause="test")
+    running, ended = status_changes(url, 2)
+    events.remove_targets(Rule=rule, Ids=["q"])
+    events.delete_rule(Name=rule)
+
+    assert [running["detail"]["status"], ended["detail"]["status"]] == ["RUNNING", end]
+    for envelope in (running, ended):
+        assert envelope["source"] == EXECUTION_STATUS_SOURCE and envelope["detail-type"] == EXECUTION_STATUS_CHANGE
+        assert envelope["resources"] == [execution]
+        detail = envelope["detail"]
+        assert (detail["executionArn"], detail["stateMachineArn"], detail["name"]) == (execution, machine, name)
+        assert detail["input"] == '{"run": "r"}' and isinstance(detail["startDate"], int)
+    assert running["detail"]["stopDate"] is None and running["detail"]["output"] is None
+    assert ended["detail"]["stopDate"] >= ended["detail"]["startDate"]
+    assert ended["detail"]["output"] == ('{"ok":1}' if end == "SUCCEEDED" else None)

@@ -62,6 +62,12 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
 16. ``event_template_paths``: moto's EventBridge compiles the JSONPath of every input path of
    every target for every event it delivers (a parser built each time): ~14 ms per event with
    the default template. Compiled paths are kept.
+17. ``execution_status_events``: on AWS, Step Functions puts a "Step Functions Execution
+   Status Change" event (source ``aws.states``) on the account's default bus when a standard
+   execution starts (RUNNING) and when it ends (SUCCEEDED, FAILED, TIMED_OUT, ABORTED); moto's
+   Step Functions puts none. The emulator's executions now put them, with AWS's detail
+   fields, so that the template's own rule routes them (to the tracker, which records each
+   run's execution ARN, by which a cancel stops the execution).
 """
 
 from __future__ import annotations
@@ -590,8 +596,69 @@ def _patch_event_template_paths() -> None:
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)  # compiled paths are reusable
 
 
+# ---------------------------------------------------------------- 17. execution_status_events
+def _epoch_ms(when: Any) -> int | None:
+    return None if when is None else int(when.timestamp() * 1000)
+
+
+def execution_status_entry(execution: Any, status: str) -> dict[str, Any]:
+    """The PutEvents entry of Step Functions' status change of ``execution`` (moto's parser
+    Execution) to ``status``, with the detail fields AWS sends."""
+    from scengrid.events import EXECUTION_STATUS_CHANGE, EXECUTION_STATUS_SOURCE
+
+    ended = status != "RUNNING"
+    output = json.dumps(execution.output, separators=(",", ":")) if status == "SUCCEEDED" else None
+    detail = {
+        "executionArn": execution.exec_arn,
+        "stateMachineArn": execution.state_machine_arn,
+        "name": execution.name,
+        "status": status,
+        "startDate": _epoch_ms(execution.start_date),
+        "stopDate": _epoch_ms(execution.stop_date) if ended else None,
+        "input": execution.execution_input,
+        "inputDetails": {"included": True},
+        "output": output,
+        "outputDetails": {"included": True} if output is not None else None,
+        "error": execution.error if ended else None,
+        "cause": execution.cause if ended else None,
+    }
+    return {
+        "Source": EXECUTION_STATUS_SOURCE,
+        "DetailType": EXECUTION_STATUS_CHANGE,
+        "Detail": json.dumps(detail),
+        "Resources": [execution.exec_arn],
+    }
+
+
+def _patch_execution_status_events() -> None:
+    from moto.events.models import events_backends
+    from moto.stepfunctions.parser.api import StateMachineType
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
+
+    def put(execution: Execution, status: str) -> None:
+        # as on AWS: standard executions only (not express, sync or TestState ones)
+        if type(execution) is not Execution or execution.sm_type != StateMachineType.STANDARD:
+            return
+        bus = events_backends[execution.account_id][execution.region_name]
+        bus.put_events([execution_status_entry(execution, status)])  # no EventBusName: the default bus
+
+    original_start = Execution.start
+    original_terminated = BaseExecutionWorkerCommunication.terminated
+
+    def start(self: Execution) -> None:
+        put(self, "RUNNING")  # before the worker thread starts, so that it comes before the end
+        original_start(self)
+
+    def terminated(self: BaseExecutionWorkerCommunication) -> None:
+        original_terminated(self)  # the execution's final status is set here
+        put(self.execution, self.execution.status)
+
+    Execution.start = start
+    BaseExecutionWorkerCommunication.terminated = terminated
+
+
 def install(runner: JobRunner) -> None:
-    """Apply the in-process patches (1–3, 11, 13–16) once; ``runner`` runs each Batch job."""
+    """Apply the in-process patches (1–3, 11, 13–17) once; ``runner`` runs each Batch job."""
     global _installed, _runner
     with _install_lock:
         _runner = runner
@@ -604,5 +671,6 @@ def install(runner: JobRunner) -> None:
         _patch_sync_task_wake_up()
         _patch_server_routing()
         _patch_event_template_paths()
+        _patch_execution_status_events()
         _warm_up()
         _installed = True
