@@ -102,15 +102,6 @@ def resolve_spec(spec: RunSpec) -> RunSpec:
         raise InvalidInput(".".join(str(p) for p in error["loc"]) or "scenarios", error["msg"]) from None
 
 
-def execution_name(run_id: str, round_: int) -> str:
-    """The state machine execution of a run's round: the run id, then ``<run_id>-r<round>``."""
-    return run_id if round_ == 1 else f"{run_id}-r{round_}"
-
-
-def execution_arn(state_machine_arn: str, run_id: str, round_: int = 1) -> str:
-    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{execution_name(run_id, round_)}"
-
-
 def get_run(run_id: str) -> RunRecord:
     record = read_run(run_id)
     if record is None:
@@ -130,14 +121,18 @@ def retry_run(run_id: str) -> int:
 
 
 def cancel_run(run_id: str) -> None:
-    """Stop the run's execution and mark it CANCELLED; workers drop its remaining shards."""
+    """Stop the execution of the run's round, found by the ARN the tracker recorded from its
+    status change (AWS names the executions the rule starts), and mark the run CANCELLED;
+    workers drop its remaining shards. With no execution recorded yet there is nothing to
+    stop: the CANCELLED status keeps its shards from running."""
     record = get_run(run_id)
     if record.status in FINAL:
         raise Conflict(f"run {run_id} is already {record.status.value}")
-    sfn = client("stepfunctions")
-    arn = execution_arn(get_settings().state_machine_arn, run_id, record.round)
-    try:
-        sfn.stop_execution(executionArn=arn, cause="cancelled by the user")
-    except sfn.exceptions.ExecutionDoesNotExist:
-        pass  # not started yet: the CANCELLED status keeps its shards from running
+    arn = record.current_execution_arn
+    if arn is not None:
+        sfn = client("stepfunctions")
+        try:
+            sfn.stop_execution(executionArn=arn, cause="cancelled by the user")
+        except sfn.exceptions.ExecutionDoesNotExist:
+            pass  # gone (past Step Functions' retention): nothing left to stop
     publish([RunCancelled(run_id=run_id, round=record.round)], service="api")
