@@ -21,6 +21,7 @@ def main() -> int:
     task_id = batch.job_id  # an array child's id is "<parent>:<index>"
     logger.append_keys(run_id=JobEnv().run_id, task_id=task_id)  # type: ignore[call-arg]
     evaluator = ShardEvaluator(settings.worker_processes or cpu_count())
+    logger.info("worker started", extra={"model_processes": evaluator.processes})
     worker = Worker(settings, task_id, evaluator)
     worker.install_signal_handlers()
     try:
