@@ -66,6 +66,7 @@ API = [
     ("not JSON", "{not json", 422, "body"),
     ("not UTF-8", b"\xff\xfe{}", 400, "body"),
     ("an oversize payload", "x" * (300 * 1024), 413, "body"),
+    ("a payload over the limit by a byte", "x" * (240 * 1024 + 1), 413, "body"),
 ]
 SCENARIO_FILES = [
     ("a file without scenario_id", from_file("no-id.parquet"), 400, "'scenario_id' is missing"),
