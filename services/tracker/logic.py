@@ -16,6 +16,7 @@ from scengrid.events import (
     ShardWritten,
 )
 from scengrid.status import Status
+from scengrid.work import ShardWork
 
 from services.tracker.dal import RunStore
 
@@ -103,6 +104,17 @@ def _(event: RunCancelled, store: RunStore) -> bool:
     return store.finish_run(
         event.run_id, event.round, Status.CANCELLED, {"reason": event.reason, "finished_at": event.at.isoformat()}
     )
+
+
+def fail_dead_lettered_shard(work: ShardWork, deliveries: int, store: RunStore) -> bool:
+    """A shard whose work message reached the dead-letter queue: its worker died on each of its
+    deliveries, so no one reported it. FAILED, saying so, unless it finished meanwhile (or a
+    newer round planned it again): the same conditional write as a shard-failed event."""
+    error = (
+        f"its worker died on each of {deliveries} deliveries (killed, out of memory, or the model ended the process); "
+        "the work message went to the dead-letter queue"
+    )
+    return store.finish_shard(work.run_id, work.shard_id, work.round, Status.FAILED, {"attempt": deliveries, "error": error})
 
 
 @apply_event.register

@@ -104,6 +104,7 @@ class Worker:
             logger.info("run cancelled: shard dropped")
             self.sqs.delete_message(QueueUrl=self.settings.work_queue_url, ReceiptHandle=message["ReceiptHandle"])
             return
+        logger.info("shard started", extra={"attempt": attempt})
         started = time.perf_counter()
         try:
             if chaos.poisoned(work.shard_id):
@@ -177,5 +178,9 @@ class Worker:
             )
             self.report.failed.append(work.shard_id)
         self._emit_metrics(None, 0, attempt, failed=True)
-        # Visible again at once: the next receive retries it, or moves it to the dead-letter queue.
-        self.sqs.change_message_visibility(QueueUrl=self.settings.work_queue_url, ReceiptHandle=receipt, VisibilityTimeout=0)
+        if final:
+            # The failure is announced: the message may go. The dead-letter queue keeps only
+            # shards whose worker died on every delivery, which no one could report.
+            self.sqs.delete_message(QueueUrl=self.settings.work_queue_url, ReceiptHandle=receipt)
+        else:  # visible again at once: the next receive retries it
+            self.sqs.change_message_visibility(QueueUrl=self.settings.work_queue_url, ReceiptHandle=receipt, VisibilityTimeout=0)

@@ -5,6 +5,7 @@ where a daemon or Lambda runs (``POWERTOOLS_TRACE_DISABLED=true`` elsewhere)."""
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
@@ -13,8 +14,11 @@ from scengrid.settings import get_settings
 NAMESPACE = "scengrid"
 
 
+@lru_cache(maxsize=None)
 def service_logger(service: str) -> Logger:
-    """Structured JSON logs on stdout (CloudWatch on AWS), or to ``SCENGRID_LOG_FILE``."""
+    """Structured JSON logs on stdout (CloudWatch on AWS), or to ``SCENGRID_LOG_FILE``. One
+    logger per service, however many modules ask: a second Powertools logger of the same
+    service with a handler of its own would have no formatter."""
     log_file = get_settings().log_file
     handler = logging.FileHandler(log_file) if log_file else None
     return Logger(service=f"scengrid-{service}", logger_handler=handler)

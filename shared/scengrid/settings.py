@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     event_bus: str = Field("", description="EventBridge bus name")
     work_queue_url: str = Field("", description="SQS queue of shard work")
     tracker_queue_url: str = Field("", description="SQS queue feeding the tracker")
+    work_dead_letter_queue_url: str = Field("", description="dead-letter queue of the work queue (shards whose worker died on every delivery)")
     state_machine_arn: str = Field("", description="run state machine")
     idempotency_table: str = Field("", description="DynamoDB table of the API's idempotency records (Idempotency-Key)")
     worker_processes: int = Field(0, ge=0, description="model processes inside one worker; 0 = one per CPU")

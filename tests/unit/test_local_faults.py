@@ -26,6 +26,8 @@ def worker_strategy() -> dict:
         (Attempt(143), "RETRY"),  # worker honoured SIGTERM
         (Attempt(1), "EXIT"),  # application error
         (Attempt(2), "EXIT"),
+        (Attempt(137), "RETRY"),  # the task died (out of memory, killed): its shard is redelivered
+        (Attempt(3), "RETRY"),  # the model ended the process
     ],
 )
 def test_the_template_worker_retry_strategy(attempt: Attempt, action: str) -> None:
@@ -51,6 +53,9 @@ class FakeProcess:
 
     def send_signal(self, sig: int) -> None:
         self.signals.append(sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 def test_about_a_fifth_of_workers_are_interrupted_with_both_signals() -> None:

@@ -110,8 +110,11 @@ ATTEMPTS = [
     (Attempt(143), "RETRY"),  # SIGTERM obeyed: the worker finishes its shard, exits 143
     (Attempt(1), "EXIT"),  # the application failed
     (Attempt(2), "EXIT"),  # bad input
-    (Attempt(137), "EXIT"),  # out of memory, killed: retrying would fail the same way
 ]
+# A task that died: the sharder or the collator would fail the same way again; a worker's next
+# attempt takes the next delivery, and a shard that kills every worker ends in the work queue's
+# dead-letter queue after maxReceiveCount deliveries (the tracker marks it FAILED from there).
+DIED = [Attempt(137), Attempt(139), Attempt(3)]  # out of memory or killed; a segfault; a model's os._exit(3)
 
 
 @pytest.mark.parametrize("job", JOBS)
@@ -120,6 +123,13 @@ def test_retry_strategy_retries_reclaims_and_exits_on_application_errors(job: st
     strategy = props(job)["RetryStrategy"]
     assert strategy["Attempts"] >= 3
     assert retry_decision(strategy, attempt) == decision
+
+
+@pytest.mark.parametrize("attempt", DIED)
+def test_a_worker_task_that_died_is_retried_and_a_sharder_or_collator_is_not(attempt: Attempt) -> None:
+    assert retry_decision(props("WorkerJobDefinition")["RetryStrategy"], attempt) == "RETRY"
+    for job in ("SharderJobDefinition", "CollatorJobDefinition"):
+        assert retry_decision(props(job)["RetryStrategy"], attempt) == "EXIT"
 
 
 @pytest.mark.parametrize("job", JOBS)

@@ -1,7 +1,8 @@
-"""Local stand-ins for the two AWS-side consumers of queues:
+"""Local stand-ins for the AWS-side consumers of queues:
 
-- the tracker Lambda's SQS event source: a thread receives batches and calls the same handler
-  with the same SQS event shape, deleting only what the handler did not report as failed;
+- the SQS event sources of the tracker's Lambdas (events; the work dead-letter queue): a thread
+  per queue receives batches and calls the same handler with the same SQS event shape,
+  deleting only what the handler did not report as failed;
 - the run-requested → Step Functions rule target (moto_gaps 5): a thread starts one execution
   per run, named after the run, so that duplicate deliveries start nothing twice."""
 
@@ -18,6 +19,7 @@ from scengrid.aws import client
 from scengrid.events import RunRequested, parse_envelope
 
 TRACKER_HANDLER = "services.tracker.handler.lambda_handler"
+DEAD_LETTER_HANDLER = "services.tracker.dead_letter_handler.lambda_handler"
 RECEIVE_WAIT_S = 1
 
 
@@ -100,17 +102,26 @@ class QueuePoller(threading.Thread):
         self._stopping.set()
 
 
-def tracker_poller(queue_url: str, region: str) -> QueuePoller:
-    handler = load_handler(TRACKER_HANDLER)
+def lambda_poller(function_name: str, handler_path: str, queue_url: str, region: str) -> QueuePoller:
+    """A Lambda's SQS event source: batches of the queue to the handler, partial failures kept."""
+    handler = load_handler(handler_path)
     queue_arn = client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    context = LambdaContext(function_name="scengrid-tracker")
 
     def handle(messages: list[dict[str, Any]]) -> set[str]:
-        ctx = LambdaContext(context.function_name, aws_request_id=str(uuid.uuid4()))
+        ctx = LambdaContext(function_name, aws_request_id=str(uuid.uuid4()))
         response = handler(sqs_event(messages, queue_arn, region), ctx)
         return {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
 
-    return QueuePoller("scengrid-tracker", queue_url, handle)
+    return QueuePoller(function_name, queue_url, handle)
+
+
+def tracker_poller(queue_url: str, region: str) -> QueuePoller:
+    return lambda_poller("scengrid-tracker", TRACKER_HANDLER, queue_url, region)
+
+
+def dead_letter_poller(queue_url: str, region: str) -> QueuePoller:
+    """The tracker's second Lambda: shards whose worker died on each delivery become FAILED."""
+    return lambda_poller("scengrid-work-dead-letters", DEAD_LETTER_HANDLER, queue_url, region)
 
 
 def execution_name(run_id: str, round_: int) -> str:

@@ -32,6 +32,7 @@ _OUTPUT_TO_SETTING = {
     "EventBusName": "event_bus",
     "WorkQueueUrl": "work_queue_url",
     "TrackerQueueUrl": "tracker_queue_url",
+    "WorkDeadLetterQueueUrl": "work_dead_letter_queue_url",
     "StateMachineArn": "state_machine_arn",
 }
 

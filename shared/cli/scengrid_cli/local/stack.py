@@ -19,7 +19,7 @@ from scengrid_cli.local.forked_jobs import JobForker
 from scengrid_cli.local.http_api import LocalApi
 from scengrid_cli.local.inference import LocalInference
 from scengrid_cli.local.moto_gaps import install, retarget_state_machine_rules
-from scengrid_cli.local.pollers import QueuePoller, launch_poller, tracker_poller
+from scengrid_cli.local.pollers import QueuePoller, dead_letter_poller, launch_poller, tracker_poller
 from scengrid_cli.local.provision import provision
 from scengrid_cli.local.sigv4 import Caller
 from scengrid.settings import Settings, cpu_count, use_settings
@@ -75,8 +75,12 @@ def job_environment(settings: Settings) -> dict[str, str]:
 
 
 def start_pollers(settings: Settings, launch_url: str, execute_runs: bool = True) -> list[QueuePoller]:
-    """The tracker's SQS consumer and, unless runs are only to be tracked, the launcher."""
-    pollers = [tracker_poller(settings.tracker_queue_url, REGION)]
+    """The tracker's SQS consumers (events; the work dead-letter queue) and, unless runs are
+    only to be tracked, the launcher."""
+    pollers = [
+        tracker_poller(settings.tracker_queue_url, REGION),
+        dead_letter_poller(settings.work_dead_letter_queue_url, REGION),
+    ]
     if execute_runs:
         pollers.append(launch_poller(launch_url, settings.state_machine_arn))
     for poller in pollers:

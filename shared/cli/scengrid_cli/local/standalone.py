@@ -21,7 +21,7 @@ from scengrid_cli.local.emulator import Emulator, set_state_machine_execution
 from scengrid_cli.local.forked_jobs import JobForker
 from scengrid_cli.local.http_api import LocalApi
 from scengrid_cli.local.moto_gaps import install
-from scengrid_cli.local.pollers import launch_poller, tracker_poller
+from scengrid_cli.local.pollers import dead_letter_poller, launch_poller, tracker_poller
 from scengrid_cli.local.stack import (
     LOCAL_VISIBILITY_TIMEOUT_S,
     REGION,
@@ -93,17 +93,20 @@ def serve_api(state_path: Path, host: str, port: int) -> None:
 
 
 def serve_poller(state_path: Path, which: str) -> None:
-    """``tracker``: the tracker Lambda's SQS consumer; ``orchestrator``: run-requested → execution."""
+    """``tracker``: the tracker Lambdas' SQS consumers (events; the work dead-letter queue);
+    ``orchestrator``: run-requested → execution."""
     settings, launch_url = _use(state_path)
-    poller = (
-        tracker_poller(settings.tracker_queue_url, REGION)
+    pollers = (
+        [tracker_poller(settings.tracker_queue_url, REGION), dead_letter_poller(settings.work_dead_letter_queue_url, REGION)]
         if which == "tracker"
-        else launch_poller(launch_url, settings.state_machine_arn)
+        else [launch_poller(launch_url, settings.state_machine_arn)]
     )
-    poller.start()
+    for poller in pollers:
+        poller.start()
     print(f"{which} consuming", flush=True)
     _wait_for_stop()
-    poller.stop()
+    for poller in pollers:
+        poller.stop()
 
 
 def exec_with_stack(state_path: Path, command: list[str]) -> None:
