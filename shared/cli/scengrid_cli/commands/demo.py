@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   scengrid demo --scenarios 20000 --shard-size 5000 --json | tail -1 | jq .var_99
   scengrid demo --scenarios 50000 --workers 5 --chaos      # the same run under injected faults
   scengrid demo --model linear                   # the linear sensitivity model instead
+  scengrid demo --containers                     # every Batch job as a container of its image (make images)
 """
 
 
@@ -73,6 +74,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--chaos-seed", type=int, default=1, help="seed of the injected faults (default %(default)s)")
     parser.add_argument(
+        "--containers",
+        action="store_true",
+        help="run every Batch job as a container of its image (podman or docker; `make images` builds them), "
+        "sized by its job definition, instead of as a local process",
+    )
+    parser.add_argument(
         "--credit-overlay", choices=["lambda", "inline"],
         help="add the bonds' expected credit loss (pnl_default) with PDs from the inference function (lambda) "
         "or from the PD model loaded in the workers (inline); trains build/models/pd.onnx first if it is missing",
@@ -116,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
         with err.status("the PD model: build/models/pd.onnx, trained first if it is missing (make model)…"):
             pd_model = demo_pd_model()
     with err.status("starting the embedded AWS emulator and provisioning infra/template.yaml…"):
-        stack = LocalStack(chaos_seed=args.chaos_seed if args.chaos else None, pd_model=pd_model).__enter__()
+        stack = LocalStack(
+            chaos_seed=args.chaos_seed if args.chaos else None, pd_model=pd_model, containers=args.containers
+        ).__enter__()
     if args.chaos:
         from scengrid_cli.local.chaos import WorkerKiller
         from scengrid.sizing import local_workers

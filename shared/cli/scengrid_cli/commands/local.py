@@ -45,6 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--no-runs", action="store_true", help="accept and track runs but never start them (for testing the API itself)"
     )
+    up.add_argument(
+        "--containers", action="store_true",
+        help="run every Batch job as a container of its image (podman or docker; `make images` builds them)",
+    )
     up.set_defaults(func=run_up)
     down = actions.add_parser(
         "down", help="stop the local stack started by `scengrid local up`", epilog="example:\n  scengrid local down",
@@ -104,17 +108,17 @@ def run_up(args: argparse.Namespace) -> int:
         raise ScengridError(f"a local stack is already up (pid {state['pid']}, API {state['api_url']}); `scengrid local down` stops it")
     if args.detach:
         return _detach(args)
-    return _serve(args.port, execute_runs=not args.no_runs)
+    return _serve(args.port, execute_runs=not args.no_runs, containers=args.containers)
 
 
-def _serve(port: int | None, execute_runs: bool) -> int:
+def _serve(port: int | None, execute_runs: bool, containers: bool = False) -> int:
     from scengrid_cli.local.api_user import PROFILE, write_profile
     from scengrid_cli.local.stack import REGION, LocalStack
 
     err = Console(stderr=True)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    with LocalStack(execute_runs=execute_runs, api_port=port) as stack:
+    with LocalStack(execute_runs=execute_runs, api_port=port, containers=containers) as stack:
         assert stack.api is not None and stack.api_user is not None
         credentials = write_profile(CREDENTIALS_FILE, stack.api_user, PROFILE).resolve()
         state = {
@@ -148,6 +152,7 @@ def _detach(args: argparse.Namespace) -> int:
     log = LOCAL_STATE.parent / "local.log"
     command = [sys.executable, "-m", "scengrid_cli.cli", "local", "up"]
     command += (["--port", str(args.port)] if args.port else []) + (["--no-runs"] if args.no_runs else [])
+    command += ["--containers"] if args.containers else []
     with log.open("wb") as out:
         child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + READY_TIMEOUT_S

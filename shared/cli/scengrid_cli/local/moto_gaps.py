@@ -7,7 +7,8 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
    Batch parameters to botocore unconverted (``States.Runtime 'JobName'``). We fill in the
    request/response normalisation that its base class leaves empty, for Batch only.
 2. ``batch_jobs_as_processes``: without Docker, moto's Batch cannot run a job. Each job runs
-   its real command as a local process, with the environment AWS Batch would set, and its
+   its real command as a local process (or, with ``--containers``, as a container of the image
+   its job definition names: local/container_jobs.py), with the environment AWS Batch would set, and its
    real exit status decides SUCCEEDED or FAILED (moto ignores retry strategies too: the
    local runner applies the job definition's, see local/batch_runner.py).
 3. ``job_description``: an array parent whose child failed stays SUBMITTED forever in moto;
@@ -104,6 +105,9 @@ class LocalJob:
     should_stop: Callable[[], bool]  # TerminateJob was called
     on_start: Callable[[], None]  # an attempt got a slot and is RUNNING
     retry_strategy: dict[str, Any]  # the job definition's, as AWS Batch would apply it
+    image: str = ""  # the job definition's (a container launcher runs it)
+    vcpus: float | None = None  # the job's VCPU and MEMORY (MiB) resource requirements
+    memory_mib: int | None = None
 
 
 _runner: JobRunner | None = None
@@ -154,10 +158,24 @@ def _job_environment(job: Any) -> dict[str, str]:
     env.update({e["name"]: e["value"] for e in override_env})
     env["AWS_BATCH_JOB_ID"] = job.job_id
     env["AWS_BATCH_JQ_NAME"] = job.job_queue.name
+    if job.job_queue.environments:  # the first of the queue's compute environments takes it (Spot, here)
+        env["AWS_BATCH_CE_NAME"] = job.job_queue.environments[0].name
     index = job.array_properties.get("index")
     if index is not None:
         env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(index)
     return env
+
+
+def _resource(job: Any, kind: str) -> float | None:
+    """The job's VCPU or MEMORY requirement: its container overrides', else its definition's."""
+    for requirements in (
+        job.container_overrides.get("resourceRequirements") or [],
+        (job.job_definition.container_properties or {}).get("resourceRequirements") or [],
+    ):
+        for requirement in requirements:
+            if str(requirement.get("type", "")).upper() == kind:
+                return float(requirement["value"])
+    return None
 
 
 def _patch_batch_jobs_as_processes() -> None:
@@ -182,6 +200,9 @@ def _patch_batch_jobs_as_processes() -> None:
                 lambda: self.stop,
                 started,
                 self.job_definition.retry_strategy or {},
+                image=self._get_container_property("image", ""),
+                vcpus=_resource(self, "VCPU"),
+                memory_mib=int(memory) if (memory := _resource(self, "MEMORY")) else None,
             )
             self.status = JobStatus.RUNNABLE
             assert _runner is not None, "moto_gaps.install() sets the job runner"

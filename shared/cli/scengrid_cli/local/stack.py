@@ -1,4 +1,5 @@
-"""The whole local stack: emulator, provisioned resources, Batch-as-processes, tracker and
+"""The whole local stack: emulator, provisioned resources, Batch jobs as processes (or, with
+``containers``, as containers of their images), tracker and
 launcher threads, and the API behind IAM auth with the stack's own IAM user allowed to call it.
 Use as a context manager; ``settings`` points at the stack, ``api_client()`` calls its API."""
 
@@ -14,6 +15,7 @@ from scengrid.aws import client
 from scengrid_cli.client import ApiClient, CredentialSource, SigV4RequestAuth
 from scengrid_cli.local.api_user import create_api_user
 from scengrid_cli.local.batch_runner import LocalBatchRunner
+from scengrid_cli.local.container_jobs import ContainerLauncher, container_engine
 from scengrid_cli.local.emulator import Emulator
 from scengrid_cli.local.forked_jobs import JobForker
 from scengrid_cli.local.http_api import LocalApi
@@ -22,6 +24,7 @@ from scengrid_cli.local.moto_gaps import install, retarget_state_machine_rules
 from scengrid_cli.local.pollers import QueuePoller, dead_letter_poller, launch_poller, tracker_poller
 from scengrid_cli.local.provision import provision
 from scengrid_cli.local.sigv4 import Caller
+from scengrid.chaos import LOG_NAME
 from scengrid.settings import Settings, cpu_count, use_settings
 
 LOCAL_CREDENTIALS = {
@@ -57,16 +60,17 @@ def provision_stack(emulator_url: str, set_execution: Callable[[bool], None]) ->
     return settings, url, create_api_user(STACK_NAME, REGION)
 
 
-def job_environment(settings: Settings) -> dict[str, str]:
-    """What every local Batch job process gets on top of its job definition's environment."""
+def job_environment(settings: Settings, containers: bool = False) -> dict[str, str]:
+    """What every local Batch job gets on top of its job definition's environment."""
     return {
         **settings.as_env(),
         **LOCAL_CREDENTIALS,
         "AWS_DEFAULT_REGION": REGION,
         "SCENGRID_LOG_FILE": "",  # a job logs to stdout, which the runner keeps per job
         "POWERTOOLS_METRICS_DISABLED": "false",
-        # one model process per worker: the local workers already share the cores
-        "SCENGRID_WORKER_PROCESSES": "1",
+        # a worker process runs one model process: the local workers already share the cores;
+        # a worker container runs one per vCPU of its task (--cpus), as on Fargate
+        **({} if containers else {"SCENGRID_WORKER_PROCESSES": "1"}),
         # the emulator's queue counts are exact and it answers at once: a worker stops as soon
         # as it sees the queue drained, and looks again every 0.1 s while shards are in flight
         "SCENGRID_WORKER_IDLE_POLLS": "1",
@@ -97,8 +101,10 @@ class LocalStack:
         execute_runs: bool = True,
         pd_model: Path | None = None,
         api_port: int | None = None,
+        containers: bool = False,
     ) -> None:
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="scengrid-"))
+        self.containers = containers  # Batch jobs as containers of their images (local/container_jobs.py)
         self.job_slots = job_slots or cpu_count()
         self.chaos_seed = chaos_seed  # None: no fault injection
         self.execute_runs = execute_runs  # False: runs are accepted and tracked, never started
@@ -115,17 +121,22 @@ class LocalStack:
     def __enter__(self) -> LocalStack:
         started = time.perf_counter()
         use_local_environment()
-        forker = JobForker(dict(os.environ))  # imports the jobs' libraries while the stack is provisioned
+        if self.containers:
+            container_engine()  # no engine: fail before anything starts
+        # imports the jobs' libraries while the stack is provisioned (local processes only)
+        forker = None if self.containers else JobForker(dict(os.environ))
         try:
             self._start(forker)
-            forker.wait_ready()
+            if forker is not None:
+                forker.wait_ready()
         except BaseException:
-            forker.close()
+            if forker is not None:
+                forker.close()
             raise
         self.startup_s = time.perf_counter() - started
         return self
 
-    def _start(self, forker: JobForker) -> None:
+    def _start(self, forker: JobForker | None) -> None:
         self.emulator.start()
         settings, launch_url, self.api_user = provision_stack(self.emulator.url, self.emulator.set_state_machine_execution)
         # in-process services (the tracker) log to a file; job processes log to their own files
@@ -136,10 +147,26 @@ class LocalStack:
         local.update(self.inference.start(settings, STACK_NAME, self.work_dir))
         self.settings = settings.model_copy(update=local)
         use_settings(self.settings)
-        self.runner = LocalBatchRunner(self.job_slots, job_environment(self.settings), self.work_dir / "jobs", forker=forker)
+        self.runner = LocalBatchRunner(
+            self.job_slots,
+            job_environment(self.settings, self.containers),
+            self.work_dir / "jobs",
+            forker=forker,
+            launcher=self._container_launcher() if self.containers else None,
+        )
         install(self.runner)
         self._pollers = start_pollers(self.settings, launch_url, self.execute_runs)
         self.api = LocalApi([self.api_user], REGION, port=self.api_port).start()
+
+    def _container_launcher(self) -> ContainerLauncher:
+        """Jobs' containers see the chaos folder (their injections are logged there)."""
+        volumes = []
+        if self.chaos_seed is not None:
+            self.chaos_dir.chmod(0o777)  # the image's user writes there too
+            (self.chaos_dir / LOG_NAME).touch()
+            (self.chaos_dir / LOG_NAME).chmod(0o666)
+            volumes.append(f"{self.chaos_dir}:{self.chaos_dir}:rw")
+        return ContainerLauncher.for_stack(volumes)
 
     def api_client(self) -> ApiClient:
         """A client of the stack's API, signing with the stack's own key."""
