@@ -119,6 +119,27 @@ def test_a_reclaim_is_engine_stop_with_the_grace_and_signals_go_through_engine_k
     assert sorted(recorder.commands) == [["podman", "kill", "--signal", "SIGKILL", "scengrid-j-a1"], ["podman", "stop", "-t", "7", "scengrid-j-a1"]]
 
 
+def test_a_signal_that_comes_before_the_container_exists_is_sent_again_until_it_takes(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter([125, 125, 0])  # "no such container" while it is being created, then delivered
+    calls: list[list[str]] = []
+
+    def engine(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
+        calls.append(command)
+        return subprocess.CompletedProcess(command, next(answers), "", "")
+
+    monkeypatch.setattr(container_jobs.subprocess, "run", engine)
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        ContainerProcess("podman", "scengrid-j-a1", sleeper).send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert calls == [["podman", "kill", "--signal", "SIGKILL", "scengrid-j-a1"]] * 3
+
+
 def test_a_process_reclaim_is_sigterm_then_sigkill_after_the_grace() -> None:
     obeys = subprocess.Popen(["python3", "-c", "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(143)); print(flush=True); time.sleep(30)"], stdout=subprocess.PIPE)
     ignores = subprocess.Popen(["python3", "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); time.sleep(30)"], stdout=subprocess.PIPE)

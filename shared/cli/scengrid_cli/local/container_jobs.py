@@ -16,8 +16,9 @@ Fargate runs the task.
   container name per attempt, the output into the job's log file.
 - Stopping: ``stop(grace_s)`` is ``<engine> stop -t GRACE`` (SIGTERM to the task's PID 1, then
   SIGKILL), which is how a Spot reclaim and TerminateJob reach a task; signals go through
-  ``<engine> kill``. The exit status is the container's, which the runner judges by the job
-  definition's retry strategy."""
+  ``<engine> kill`` (both again until the container exists, if they come while it starts).
+  The exit status is the container's, which the runner judges by the job definition's retry
+  strategy."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -115,11 +117,20 @@ class ContainerProcess:
     def wait(self, timeout: float | None = None) -> int:
         return self._proc.wait(timeout)
 
+    def _until_it_takes(self, command: list[str]) -> None:
+        """Run an engine command on the container, again while it fails and ``run`` is still
+        going: a signal in the first moments of an attempt comes before the container exists.
+        In the background: a caller never waits for it."""
+
+        def attempt() -> None:
+            while subprocess.run(command, capture_output=True, check=False).returncode != 0 and self.poll() is None:
+                time.sleep(0.1)
+
+        threading.Thread(target=attempt, name=f"{command[1]}-{self.name}", daemon=True).start()
+
     def send_signal(self, sig: int) -> None:
         if self.poll() is None:
-            subprocess.run(
-                [self.engine, "kill", "--signal", signal.Signals(sig).name, self.name], capture_output=True, check=False
-            )
+            self._until_it_takes([self.engine, "kill", "--signal", signal.Signals(sig).name, self.name])
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
@@ -132,8 +143,7 @@ class ContainerProcess:
         if self._stopping or self.poll() is not None:
             return
         self._stopping = True
-        command = [self.engine, "stop", "-t", str(max(0, round(grace_s))), self.name]
-        threading.Thread(target=subprocess.run, args=(command,), kwargs={"capture_output": True, "check": False}, daemon=True).start()
+        self._until_it_takes([self.engine, "stop", "-t", str(max(0, round(grace_s))), self.name])
 
 
 class ContainerLauncher:
