@@ -90,6 +90,17 @@ def test_a_missing_image_says_how_to_build_it(monkeypatch: pytest.MonkeyPatch) -
         ContainerLauncher("podman", REPOSITORIES).command(job(), 1, {})
 
 
+def test_the_stack_names_every_missing_job_image_before_anything_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(container_jobs, "container_engine", lambda: "podman")
+    monkeypatch.setattr(container_jobs, "stack_repositories", lambda: REPOSITORIES)
+    monkeypatch.setattr(container_jobs, "job_definition_images", lambda: [f"{REPO}:not-pushed", f"{REPO[:-6]}collator:not-pushed"])
+    monkeypatch.setattr(container_jobs, "image_exists", lambda engine, image: image == "scengrid-worker:local")
+    with pytest.raises(container_jobs.ContainerImageMissing, match=r"^scengrid-collator:local is missing: build the images with `make images`"):
+        ContainerLauncher.for_stack()
+    monkeypatch.setattr(container_jobs, "image_exists", lambda engine, image: True)
+    assert ContainerLauncher.for_stack(["/a:/a:ro"]).volumes == ["/a:/a:ro"]
+
+
 class Recorder:
     def __init__(self) -> None:
         self.commands: list[list[str]] = []
