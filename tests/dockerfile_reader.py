@@ -12,16 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BATCH_BASE = "python:3.11-slim-bookworm"
-LAMBDA_BASE = "public.ecr.aws/lambda/python:3.11"
-LAMBDA_312_BASE = "public.ecr.aws/lambda/python:3.12"
-# The platform tag and Python each base image has: Debian bookworm has glibc 2.36; the Lambda
-# python3.11 image is Amazon Linux 2 (glibc 2.26, and 2_17 is the closest tag uv knows below
-# it); the python3.12 one is Amazon Linux 2023 (glibc 2.34).
+# Every image, Batch and Lambda alike (a Lambda image is this base plus awslambdaric).
+BASE = "python:3.11-slim-bookworm"
+# The platform tag and Python of each base image: Debian bookworm has glibc 2.36.
 PLATFORM = {
-    BATCH_BASE: ("x86_64-manylinux_2_36", "3.11"),
-    LAMBDA_BASE: ("x86_64-manylinux_2_17", "3.11"),
-    LAMBDA_312_BASE: ("x86_64-manylinux_2_34", "3.12"),
+    BASE: ("x86_64-manylinux_2_36", "3.11"),
 }
 
 
@@ -34,6 +29,18 @@ class Stage:
 
     def all(self, keyword: str) -> list[str]:
         return [args for kw, args in self.instructions if kw == keyword]
+
+    def args(self) -> dict[str, str | None]:
+        """Each ``ARG`` the stage declares, with its default (None: no default)."""
+        declared: dict[str, str | None] = {}
+        for arg in self.all("ARG"):
+            name, eq, default = arg.partition("=")
+            declared[name] = default.strip('"') if eq else None
+        return declared
+
+    def env(self) -> dict[str, str]:
+        """What the stage's ``ENV`` instructions set (the ``KEY=value`` form)."""
+        return dict(pair.split("=", 1) for env in self.all("ENV") for pair in env.split())
 
 
 def read_stages(path: Path) -> list[Stage]:
@@ -51,6 +58,23 @@ def read_stages(path: Path) -> list[Stage]:
         else:
             stages[-1].instructions.append((keyword, args.strip()))
     return stages
+
+
+def external_base(stages: list[Stage], stage: Stage) -> str:
+    """The image a stage starts from, following ``FROM <earlier stage>`` to the first one."""
+    names = {s.name: s for s in stages if s.name}
+    while stage.base in names:
+        stage = names[stage.base]
+    return stage.base
+
+
+def lineage(stages: list[Stage], stage: Stage) -> list[Stage]:
+    """The stage and the earlier stages it is built ``FROM``, the first one first."""
+    names = {s.name: s for s in stages if s.name}
+    chain = [stage]
+    while chain[0].base in names:
+        chain.insert(0, names[chain[0].base])
+    return chain
 
 
 def copies(stage: Stage) -> list[tuple[list[str], str]]:
@@ -88,7 +112,8 @@ _sites: dict[tuple, Path] = {}
 def installed_site(build: Stage, platform: tuple[str, str], tmp: Path) -> Path:
     """The packages of an image: the build stage's RUN replayed command by command in a copy
     of its build context, with every install and resolution aimed at the image's platform
-    and Python, and into a target folder (the image's venv or /opt/site)."""
+    and Python, and into one target folder (what the image's venv ends up holding). uv is
+    this machine's (the image's comes from its ``uv`` stage, pinned to the same version)."""
     key = (build.base, platform, tuple(build.all("RUN")))
     if key in _sites:
         return _sites[key]
@@ -106,7 +131,8 @@ def installed_site(build: Stage, platform: tuple[str, str], tmp: Path) -> Path:
         words = command.split()
         if words[:2] == ["uv", "venv"]:
             continue  # the image's virtualenv: here the packages go to a target folder
-        command = command.replace("--python /opt/venv/bin/python", "--target /opt/site").replace("/opt/site", str(site))
+        # the venv's packages and those installed into a folder that the image copies into it
+        command = re.sub(r"--python /opt/venv/bin/python|--target /opt/\S+", f"--target {site}", command)
         if words[:3] in (["uv", "pip", "install"], ["uv", "pip", "compile"]):
             command += f" --python-platform {platform[0]} --python-version {platform[1]}"
         if words[0] == "uv":
@@ -134,7 +160,7 @@ def image_contents(dockerfile: Path, tmp: Path) -> dict[str, int]:
     """The distributions the image built from ``dockerfile`` installs, with their sizes."""
     stages = read_stages(dockerfile)
     build = build_stage_of(stages)
-    return installed_distributions(installed_site(build, PLATFORM[build.base], tmp))
+    return installed_distributions(installed_site(build, PLATFORM[external_base(stages, build)], tmp))
 
 
 def main() -> int:

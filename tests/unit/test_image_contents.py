@@ -1,7 +1,7 @@
 """Each service image installs only what its service runs: the packages its Dockerfile's locked
 export installs (replayed for the image's platform, no engine needed) hold neither the
 scengrid command nor the local runtime's emulator, nor the report's plotting stack outside
-the collator."""
+the collator, and the runtime interface client only in the Lambda images."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tests.dockerfile_reader import ROOT, image_contents
 NEVER = {"scengrid-cli", "moto", "flask", "werkzeug", "rich", "pyyaml", "duckdb", "requests"}
 PLOTTING = {"matplotlib", "pillow", "fonttools", "contourpy", "kiwisolver"}
 SERVICES = ["sharder", "worker", "collator", "tracker", "inference"]
+LAMBDA = {"tracker", "inference"}  # their entrypoint is the runtime interface client
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,7 @@ def test_image_installs_only_what_its_service_runs(service: str, work_dir: Path)
     installed = set(image_contents(ROOT / "services" / service / "Dockerfile", work_dir))
     assert "scengrid" in installed, "the image must install the scengrid library"
     assert installed & NEVER == set(), f"{service} image installs {sorted(installed & NEVER)}"
+    assert ("awslambdaric" in installed) == (service in LAMBDA), f"{service}: awslambdaric only in the Lambda images"
     if service == "collator":  # it draws the report's histogram
         assert "matplotlib" in installed
     else:
