@@ -61,7 +61,14 @@ deploy: ## build and push the images, deploy the stack to AWS (docs/deploy.md; E
 teardown: ## delete the AWS stack; its data stays unless PURGE=1
 	scripts/deploy teardown $(if $(PURGE),--purge,)
 
-.PHONY: base-image
+.PHONY: base-image images
 
 base-image: ## a local stand-in for python:3.11-slim-bookworm (debootstrap), where registries cannot be reached
 	scripts/container-engine && scripts/base-image
+
+IMAGES := sharder worker collator tracker inference
+
+# stdout: one JSON line per image (build_s, size_bytes); the engine's output goes to stderr.
+images: ## build the five service images as scengrid-<service>:local with podman or docker (docs/containers.md)
+	@scripts/container-engine >&2 && scripts/base-image >&2
+	@for service in $(IMAGES); do scripts/build-image $$service --build-arg UV_VERSION=$(UV_VERSION) || exit 1; done
