@@ -76,6 +76,25 @@ def test_a_body_changed_after_signing_is_refused(api: SignedApi) -> None:
     assert refused.status_code == 403 and refused.json()["message"].startswith(SIGNATURE_MISMATCH)
 
 
+def test_the_stack_user_may_invoke_the_stacks_api_as_on_aws(local_stack) -> None:  # noqa: ANN001
+    """The key the local API lets in belongs to an IAM user of the emulator whose inline policy
+    grants what a user needs on AWS: execute-api:Invoke on the stack's API."""
+    iam = client("iam")
+    user = local_stack.api_user
+    assert user.user_arn == f"arn:aws:iam::{user.account_id}:user/scengrid-local"
+    keys = iam.list_access_keys(UserName="scengrid-local")["AccessKeyMetadata"]
+    assert [k["AccessKeyId"] for k in keys] == [user.access_key_id]
+    stack = client("cloudformation").describe_stacks(StackName="scengrid")["Stacks"][0]
+    # without images the template creates no REST API (the adapter serves it): any API of the account
+    api_id = next((o["OutputValue"] for o in stack["Outputs"] if o["OutputKey"] == "RestApiId"), "*")
+    policy = iam.get_user_policy(UserName="scengrid-local", PolicyName="invoke-api")["PolicyDocument"]
+    policy = json.loads(policy) if isinstance(policy, str) else policy
+    assert policy["Statement"] == [{
+        "Sid": "CallTheApi", "Effect": "Allow", "Action": "execute-api:Invoke",
+        "Resource": f"arn:aws:execute-api:{REGION}:{user.account_id}:{api_id}/*",
+    }]
+
+
 def test_a_registered_key_gets_in_and_an_unregistered_one_does_not(api: SignedApi) -> None:
     other = new_iam_user()
     signer = SigV4RequestAuth(other.credentials(), REGION)

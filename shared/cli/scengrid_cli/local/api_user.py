@@ -1,6 +1,10 @@
 """Who may call the local API: the stack's own IAM user in the emulator, with an access key and
 an inline policy that grants ``execute-api:Invoke`` on the stack's API (what a user needs on
-AWS), and its key as an AWS shared-credentials profile that botocore's chain can load."""
+AWS), and its key as an AWS shared-credentials profile that botocore's chain can load.
+
+The policy names the stack's REST API (output ``RestApiId``) when the template created one;
+without images (the local stack) it creates none, the local adapter serves the API, and the
+policy names every API of the account (``…:*/*``)."""
 
 from __future__ import annotations
 
@@ -21,10 +25,13 @@ API_ID_OUTPUT = "RestApiId"
 def create_api_user(stack_name: str, region: str) -> Caller:
     """Create the user ``<stack>-local``, allow it to invoke the stack's API, give it a key."""
     iam = client("iam")
-    account = client("sts").get_caller_identity()["Account"]
+    stack = client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+    account = stack["StackId"].split(":")[4]  # arn:aws:cloudformation:REGION:ACCOUNT:stack/…
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    api_id = outputs.get(API_ID_OUTPUT, "*")
     name = f"{stack_name}-local"
-    user = iam.create_user(UserName=name, Tags=[{"Key": "scengrid:purpose", "Value": "calls the local API"}])["User"]
-    policy = invoke_policy(f"arn:aws:execute-api:{region}:{account}:{_api_id(stack_name)}/*")
+    user = iam.create_user(UserName=name)["User"]
+    policy = invoke_policy(f"arn:aws:execute-api:{region}:{account}:{api_id}/*")
     iam.put_user_policy(UserName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName=name)["AccessKey"]
     return Caller(key["AccessKeyId"], key["SecretAccessKey"], account, user["UserId"], user["Arn"])
@@ -35,13 +42,6 @@ def invoke_policy(resource: str) -> dict[str, Any]:
         "Version": "2012-10-17",
         "Statement": [{"Sid": "CallTheApi", "Effect": "Allow", "Action": "execute-api:Invoke", "Resource": resource}],
     }
-
-
-def _api_id(stack_name: str) -> str:
-    """The stack's REST API id (its output), or ``*`` when the template has no such output."""
-    stack = client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    return outputs.get(API_ID_OUTPUT, "*")
 
 
 def write_profile(path: Path, caller: Caller, profile: str = PROFILE) -> Path:
