@@ -2,9 +2,9 @@
 an inline policy that grants ``execute-api:Invoke`` on the stack's API (what a user needs on
 AWS), and its key as an AWS shared-credentials profile that botocore's chain can load.
 
-The policy names the stack's REST API (output ``RestApiId``) when the template created one;
-without images (the local stack) it creates none, the local adapter serves the API, and the
-policy names every API of the account (``…:*/*``)."""
+The policy names the stack's REST API (the template's ``<stack>-api``) when the template created
+one; without images (the local stack) it creates none, the local adapter serves the API, and
+the policy names every API of the account (``…:*/*``)."""
 
 from __future__ import annotations
 
@@ -19,16 +19,16 @@ from scengrid_cli.local.sigv4 import Caller
 
 PROFILE = "scengrid-local"
 POLICY_NAME = "invoke-api"
-API_ID_OUTPUT = "RestApiId"
 
 
 def create_api_user(stack_name: str, region: str) -> Caller:
     """Create the user ``<stack>-local``, allow it to invoke the stack's API, give it a key."""
     iam = client("iam")
-    stack = client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
-    account = stack["StackId"].split(":")[4]  # arn:aws:cloudformation:REGION:ACCOUNT:stack/…
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    api_id = outputs.get(API_ID_OUTPUT, "*")
+    account = client("sts").get_caller_identity()["Account"]
+    # by name, not from the stack's outputs: describing the stack again makes the emulator
+    # re-read the resource types it does not model, and warn about each on the user's terminal
+    apis = client("apigateway").get_rest_apis(limit=500)["items"]
+    api_id = next((api["id"] for api in apis if api["name"] == f"{stack_name}-api"), "*")
     name = f"{stack_name}-local"
     user = iam.create_user(UserName=name)["User"]
     policy = invoke_policy(f"arn:aws:execute-api:{region}:{account}:{api_id}/*")
