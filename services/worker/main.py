@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from scengrid.observability import service_logger
@@ -19,7 +20,10 @@ def main() -> int:
     settings.require("bucket", "event_bus", "work_queue_url")
     batch = BatchEnv()
     task_id = batch.job_id  # an array child's id is "<parent>:<index>"
-    logger.append_keys(run_id=JobEnv().run_id, task_id=task_id)  # type: ignore[call-arg]
+    # a Batch job of a run has its run's id; a long-lived worker (docker-compose's `worker`
+    # service) has none: it takes any run's shards, each message naming its run
+    run_id = JobEnv().run_id if os.environ.get("SCENGRID_RUN_ID") else None  # type: ignore[call-arg]
+    logger.append_keys(run_id=run_id, task_id=task_id)
     evaluator = ShardEvaluator(settings.worker_processes or cpu_count())
     logger.info("worker started", extra={"model_processes": evaluator.processes})
     worker = Worker(settings, task_id, evaluator)

@@ -67,7 +67,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         user = {k: v for k, v in env.items() if not k.startswith("AWS_")}
         user.update(SCENGRID_API_URL=f"http://127.0.0.1:{api_port}", SCENGRID_REGION="us-east-1", AWS_PROFILE="scengrid-local",
                     AWS_SHARED_CREDENTIALS_FILE=str(state.parent / "credentials"))
-        yield {"cwd": work, "env": user}
+        yield {"cwd": work, "env": user, "stack_env": env, "state": state}
     finally:
         for process in started:
             process.terminate()
@@ -88,3 +88,25 @@ def test_a_run_goes_through_the_split_stack(topology: dict, tmp_path: Path) -> N
     assert view["status"] == "COMPLETE" and view["progress"]["shards_done"] == 4
     shards = json.loads(run("status", run_id, "--json").stdout.splitlines()[-1])
     assert shards["var_99"] is not None
+
+
+def test_bootstrap_again_changes_nothing(topology: dict) -> None:
+    """podman-compose starts the one-shot bootstrap again with each service that requires it."""
+    state: Path = topology["state"]
+    before = state.read_text(), (state.parent / "credentials").read_text()
+    again = subprocess.run([*CLI, "local", "bootstrap", "--state", str(state)], env=topology["stack_env"],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "already provisioned" in again.stdout
+    assert (state.read_text(), (state.parent / "credentials").read_text()) == before
+
+
+def test_exec_keeps_the_worker_tuning_it_is_given(topology: dict) -> None:
+    """The long-lived worker's SCENGRID_WORKER_IDLE_POLLS survives the Batch jobs' default of 1."""
+    shown = subprocess.run([*CLI, "local", "exec", "--state", str(topology["state"]), "--", sys.executable, "-c",
+                            "import os; print(os.environ['SCENGRID_WORKER_IDLE_POLLS'], os.environ['SCENGRID_BUCKET'])"],
+                           env={**topology["stack_env"], "SCENGRID_WORKER_IDLE_POLLS": "1000000", "SCENGRID_BUCKET": "not-the-stacks"},
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    idle_polls, bucket = shown.stdout.split()[-2:]
+    assert idle_polls == "1000000" and bucket != "not-the-stacks"
