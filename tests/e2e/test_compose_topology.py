@@ -11,31 +11,16 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from scengrid_cli.local.emulator import free_port
+from tests.http_wait import wait_until_answering
 
 pytestmark = pytest.mark.e2e
 CLI = [sys.executable, "-m", "scengrid_cli.cli"]
-
-
-def wait_until_answering(url: str, log: Path, timeout: float = 60) -> None:
-    """Until the API answers HTTP at all (403 without a signature is an answer)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +47,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         # a standalone worker keeps polling (as `docker compose up --scale worker=N` runs them)
         spawn("local", "exec", "--state", str(state), "--", sys.executable, "-m", "services.worker.main",
               SCENGRID_WORKER_IDLE_POLLS="1000000")
-        wait_until_answering(f"http://127.0.0.1:{api_port}/runs", work / "api.log")
+        wait_until_answering(f"http://127.0.0.1:{api_port}/runs", 60, lambda: (work / "api.log").read_text()[-2000:])
         # a user's shell on the host: the stack's profile from the state volume, no other AWS credentials
         user = {k: v for k, v in env.items() if not k.startswith("AWS_")}
         user.update(SCENGRID_API_URL=f"http://127.0.0.1:{api_port}", SCENGRID_REGION="us-east-1", AWS_PROFILE="scengrid-local",

@@ -33,6 +33,7 @@ from botocore.credentials import Credentials
 
 from scengrid_cli.client import ApiClient, ApiError, CredentialSource, SigV4RequestAuth
 from scengrid_cli.local.emulator import free_port
+from tests.http_wait import wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -111,21 +112,6 @@ class Compose:
         containers = subprocess.run(["podman", "ps", "-a", "-q", "--filter", label], capture_output=True, text=True).stdout.split()
         volumes = subprocess.run(["podman", "volume", "ls", "-q", "--filter", label], capture_output=True, text=True).stdout.split()
         return containers, volumes
-
-
-def wait_until_answering(url: str, timeout: float) -> None:
-    """Until the API answers HTTP at all (403 without a signature is an answer)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
