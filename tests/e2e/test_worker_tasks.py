@@ -5,7 +5,8 @@ visibility heartbeat, and a shard that kills its worker.
 The tests use the session's local stack and swap how its Batch runner starts jobs: new
 interpreters (which find the test models of tests/plugins on their PYTHONPATH; the stack's warm
 template was forked before they were on it) or containers of the stack's images, with the
-test models mounted. The container cases skip, saying why, without an engine or the images."""
+test models mounted. The container cases skip, saying why, without an engine or the images
+(and fail instead with SCENGRID_REQUIRE_IMAGES=1, as CI sets it after `make images`)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from scengrid_cli.local.container_jobs import ContainerEngineMissing, ContainerL
 from scengrid_cli.local.demo import RunOutcome, retry_on_stack, run_on_stack
 from scengrid_cli.local.moto_gaps import LocalJob
 from scengrid_cli.local.stack import LocalStack, job_environment
+from tests.containers.engine import unavailable
 from tests.plugins import plugin_path
 
 pytestmark = pytest.mark.e2e
@@ -92,7 +94,7 @@ def tasks(request: pytest.FixtureRequest, local_stack: LocalStack, test_models: 
     if request.param == "container":
         reason = container_skip_reason()
         if reason:
-            pytest.skip(f"container mode: {reason}")
+            unavailable(f"container mode: {reason}")
         runner.launcher = ContainerLauncher.for_stack([f"{test_models}:{test_models}:ro"])
         runner.host_env = job_environment(local_stack.settings, containers=True)
     else:
@@ -280,7 +282,7 @@ def demo(tmp_path: Path, *extra: str) -> dict:
 def test_the_demo_in_containers_is_complete_and_bit_identical_to_the_demo_in_processes(tmp_path: Path) -> None:
     reason = container_skip_reason()
     if reason:
-        pytest.skip(f"container mode: {reason}")
+        unavailable(f"container mode: {reason}")
     processes = demo(tmp_path / "processes")
     containers = demo(tmp_path / "containers", "--containers")
     for result in (processes, containers):
