@@ -109,16 +109,38 @@ def tool(name: str) -> str:
 _sites: dict[tuple, Path] = {}
 
 
-def installed_site(build: Stage, platform: tuple[str, str], tmp: Path) -> Path:
-    """The packages of an image: the build stage's RUN replayed command by command in a copy
-    of its build context, with every install and resolution aimed at the image's platform
-    and Python, and into one target folder (what the image's venv ends up holding). uv is
-    this machine's (the image's comes from its ``uv`` stage, pinned to the same version)."""
-    key = (build.base, platform, tuple(build.all("RUN")))
+def feeding_stages(stages: list[Stage], stage: Stage) -> list[Stage]:
+    """The stages whose files ``stage`` copies (``COPY --from``), each after those feeding it,
+    then ``stage`` itself: what must run, in this order, to build it."""
+    names = {s.name: s for s in stages if s.name}
+    order: list[Stage] = []
+    for args in stage.all("COPY"):
+        source = args.split()[0].split("=", 1)[1] if args.startswith("--from=") else None
+        if source in names and names[source] not in order:
+            order += [s for s in feeding_stages(stages, names[source]) if s not in order]
+    return [*order, stage]
+
+
+def installed_site(stages: list[Stage], build: Stage, platform: tuple[str, str], tmp: Path) -> Path:
+    """The packages of an image: the RUN of the build stage, and of the stages it copies from
+    (the locked requirements' export), replayed command by command in one copy of their build
+    context (their WORKDIR is the same), with every install and resolution aimed at the image's
+    platform and Python, and into one target folder (what the image's venv ends up holding).
+    uv is this machine's (the image's comes from its ``uv`` stage, pinned to the same version)."""
+    replayed = feeding_stages(stages, build)
+    assert len({tuple(s.all("WORKDIR")) for s in replayed}) == 1, "the replayed stages share one WORKDIR"
+    key = (platform, *(tuple(s.all("RUN")) for s in replayed))
     if key in _sites:
         return _sites[key]
     context, site = tmp / f"context-{len(_sites)}", tmp / f"site-{len(_sites)}"
-    for sources, destination in copies(build):
+    for stage in replayed:
+        _replay(stage, platform, context, site)
+    _sites[key] = site
+    return site
+
+
+def _replay(stage: Stage, platform: tuple[str, str], context: Path, site: Path) -> None:
+    for sources, destination in copies(stage):
         for source in sources:
             src, dst = ROOT / source, context / destination
             if src.is_dir():
@@ -127,7 +149,7 @@ def installed_site(build: Stage, platform: tuple[str, str], tmp: Path) -> Path:
                 dst.mkdir(parents=True, exist_ok=True)
                 shutil.copy(src, dst / src.name)
     uv = tool("uv")
-    for command in " && ".join(build.all("RUN")).split(" && "):
+    for command in " && ".join(stage.all("RUN")).split(" && "):
         words = command.split()
         if words[:2] == ["uv", "venv"]:
             continue  # the image's virtualenv: here the packages go to a target folder
@@ -138,8 +160,6 @@ def installed_site(build: Stage, platform: tuple[str, str], tmp: Path) -> Path:
         if words[0] == "uv":
             command = f"{uv} {command[3:]}"
         subprocess.run(command, shell=True, cwd=context, check=True, capture_output=True)  # noqa: S602 - the Dockerfile's own RUN
-    _sites[key] = site
-    return site
 
 
 def installed_distributions(site: Path) -> dict[str, int]:
@@ -160,7 +180,7 @@ def image_contents(dockerfile: Path, tmp: Path) -> dict[str, int]:
     """The distributions the image built from ``dockerfile`` installs, with their sizes."""
     stages = read_stages(dockerfile)
     build = build_stage_of(stages)
-    return installed_distributions(installed_site(build, PLATFORM[external_base(stages, build)], tmp))
+    return installed_distributions(installed_site(stages, build, PLATFORM[external_base(stages, build)], tmp))
 
 
 def main() -> int:

@@ -83,6 +83,11 @@ def runs_uv(stage: Stage) -> bool:
     return any(re.search(r"(^|&&)\s*uv\s", run) for run in stage.all("RUN"))
 
 
+def downloads_with_uv(stage: Stage) -> bool:
+    """It resolves or installs from PyPI (an export of the lock needs no network)."""
+    return any(re.search(r"(^|&&)\s*uv pip (install|compile)\s", run) for run in stage.all("RUN"))
+
+
 @pytest.fixture(scope="module")
 def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("images")
@@ -118,7 +123,7 @@ def test_uv_comes_from_pypi_at_the_makefiles_version(service: Service) -> None:
         if runs_uv(stage):
             installs = [run for s in lineage(stages, stage) for run in s.all("RUN") if "pip install" in run]
             assert any('"uv==${UV_VERSION}"' in run for run in installs), f"{stage.name}: uv is not pip-installed"
-            # uv trusts only its own roots unless told: scripts/build-image passes the host's bundle.
+        if downloads_with_uv(stage):  # uv trusts only its own roots unless told: scripts/build-image passes the host's bundle
             assert "SSL_CERT_FILE" in stage.args() and stage.args()["SSL_CERT_FILE"] is None, stage.name
 
 
@@ -179,9 +184,9 @@ def test_image_packages_install_for_its_platform_and_every_entrypoint_imports(se
     stages = read_stages(service.dockerfile)
     final, build = stages[-1], build_stage_of(stages)
     platform = PLATFORM[external_base(stages, build)]
-    site = installed_site(build, platform, work_dir)
+    site = installed_site(stages, build, platform, work_dir)
     if platform[1] != HOST[1]:  # installable there; imported here, with this Python's wheels
-        site = installed_site(build, HOST, work_dir)
+        site = installed_site(stages, build, HOST, work_dir)
     app = work_dir / f"app-{service.name}"
     shutil.rmtree(app, ignore_errors=True)
     for sources, destination in copies(final):  # replay the final stage's COPY of sources
