@@ -15,7 +15,7 @@ import pytest
 from scengrid.aws import client
 from scengrid.events import RunRequested
 from scengrid.spec import GeneratedScenarios, RunSpec
-from scengrid_cli.client import ApiError
+from scengrid_cli.client import ApiClient, ApiError
 from scengrid_cli.local.pollers import execution_arn
 from tests.eventbridge import envelope_of
 
@@ -32,6 +32,16 @@ def wait_for(what: str, look: Callable[[], T], done: Callable[[T], bool], second
     return seen
 
 
+def run_or_none(api: ApiClient, run_id: str) -> dict | None:
+    """The run's view, or None while the tracker has not recorded the run yet (404)."""
+    try:
+        return api.run(run_id)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        return None
+
+
 def test_delete_stops_the_execution_recorded_for_the_run(local_stack) -> None:  # noqa: ANN001
     settings, sfn, api = local_stack.settings, client("stepfunctions"), local_stack.api_client()
     run_id = f"c-{uuid.uuid4().hex[:8]}"
@@ -41,7 +51,7 @@ def test_delete_stops_the_execution_recorded_for_the_run(local_stack) -> None:  
     client("sqs").send_message(QueueUrl=settings.tracker_queue_url, MessageBody=envelope)
     arn = sfn.start_execution(stateMachineArn=settings.state_machine_arn, name=str(uuid.uuid4()), input=envelope)["executionArn"]
 
-    view = wait_for("the execution recorded", lambda: api.run(run_id), lambda v: v.get("execution_arn") == arn)
+    view = wait_for("the execution recorded", lambda: run_or_none(api, run_id), lambda v: v is not None and v.get("execution_arn") == arn)
     assert view["execution_status"] == "RUNNING" and view["status"] in ("PENDING", "RUNNING")
     api.cancel(run_id)  # DELETE /runs/{id}: 202
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from scengrid import layout
+from tests.dockerfile_reader import read_stages
 from tests.template_data import ROOT, resources, template
 
 MODEL_ARN = {"Fn::Sub": f"${{Bucket.Arn}}/{layout.pd_model_key()}"}
@@ -34,8 +35,9 @@ def test_the_function_reads_the_model_from_s3_or_from_its_image_by_a_parameter()
     env = props("InferenceFunction")["Environment"]["Variables"]
     assert env["SCENGRID_MODEL_URI"] == {"Fn::If": ["PdModelInImage", BAKED, MODEL_URI]}
     assert float(env["SCENGRID_MODEL_CHECK_S"]) > 0
-    dockerfile = (ROOT / "services" / "inference" / "Dockerfile").read_text()
-    assert f"ENV SCENGRID_MODEL_URI={BAKED}" in dockerfile and "--name pd.onnx" in dockerfile
+    dockerfile = ROOT / "services" / "inference" / "Dockerfile"
+    final_env = " ".join(read_stages(dockerfile)[-1].all("ENV")).split()
+    assert f"SCENGRID_MODEL_URI={BAKED}" in final_env and "--name pd.onnx" in dockerfile.read_text()
 
 
 def test_the_function_may_read_the_model_key_and_nothing_else_in_s3() -> None:
