@@ -56,8 +56,16 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     finally:
         for process in started:
             process.terminate()
+        hung = []
         for process in started:
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                hung.append(process.args[len(CLI) + 1])  # the part: its log is <part>.log
+        logs = "".join(f"\n--- {name}.log\n" + (work / f"{name}.log").read_text()[-3000:] for name in hung)
+        assert not hung, f"still running 60 s after SIGTERM: {hung}{logs}"
 
 
 def test_a_run_goes_through_the_split_stack(topology: dict, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ the state file: the API lets that key in, and a user signs with it."""
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import signal
@@ -39,6 +40,8 @@ from scengrid.settings import Settings, cpu_count, get_settings, use_settings
 # every compose implementation honours (podman-compose with podman < 4.6 ignores
 # service_healthy, and its attached `up` does not wait for service_completed_successfully).
 WAIT_S = float(os.environ.get("SCENGRID_LOCAL_WAIT_S", "300"))
+# How long the emulator may take to stop once asked (its job template, then the server).
+STOP_BUDGET_S = 20.0
 
 
 def _wait_for_stop() -> None:
@@ -67,8 +70,13 @@ def serve_emulator(host: str, port: int, work_dir: Path) -> None:
     install(runner)
     print(f"emulator on {host}:{port}; Batch job logs in {work_dir / 'jobs'}", flush=True)
     _wait_for_stop()
+    # A stop that hangs prints every thread's stack to the log and ends the process, instead of
+    # waiting for a SIGKILL that explains nothing.
+    faulthandler.dump_traceback_later(STOP_BUDGET_S, exit=True)
+    started = time.monotonic()
     runner.close()
     emulator.stop()
+    print(f"emulator stopped in {time.monotonic() - started:.1f} s", flush=True)
 
 
 def _stack_in_emulator(settings: Settings | None = None) -> bool:
