@@ -211,7 +211,7 @@ def test_a_planned_run_keeps_its_predicted_cost(stack_dir: Path) -> None:
     spec = stack_dir / "auto.yaml"
     spec.write_text("scenarios: {count: 20000, seed: 8}\n")  # shard_size and workers: auto
     planned = scengrid(stack_dir, "plan", str(spec), "--max-cost", "100", "--submit", "--json")
-    plan = json.loads(planned.stdout.strip().splitlines()[-1])[0]
+    plan = json.loads(planned.stdout.strip().splitlines()[-1])["plans"][0]
     run_id = planned.stderr.split("submitted run ")[1].split()[0]
     final = last_json(scengrid(stack_dir, "status", run_id, "--watch", "--json"))
     assert final["status"] == "COMPLETE" and final["progress"]["shards_total"] == plan["run"]["shards"]

@@ -44,6 +44,7 @@ class SubnetAdvice(BaseModel):
 
 
 class RunPlan(BaseModel):
+    spec: str = ""  # the RunSpec file planned
     scenarios: int
     seconds_per_scenario: float
     prices_as_of: str
