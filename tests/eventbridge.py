@@ -1,14 +1,20 @@
 """EventBridge envelopes as AWS delivers them to a target, for tests: one of our events (put by
-a service), and Step Functions' status change of an execution (put by AWS)."""
+a service), and Step Functions' status change of an execution (put by AWS); and a spy on the
+emulator's bus, which sees the envelopes our services and the state machine really put."""
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from scengrid.events import EXECUTION_STATUS_CHANGE, EXECUTION_STATUS_SOURCE, Event, ExecutionStatus, entry_for
+from scengrid.aws import client
+from scengrid.events import EXECUTION_STATUS_CHANGE, EXECUTION_STATUS_SOURCE, SOURCE_PREFIX, Event, ExecutionStatus, entry_for
+from scengrid.settings import get_settings
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -54,3 +60,41 @@ def execution_status_change(
         "cause": None,
     }
     return envelope(EXECUTION_STATUS_SOURCE, EXECUTION_STATUS_CHANGE, detail, [execution_arn])
+
+
+SPY_MARKER = "test.bus-spy"
+
+
+@contextmanager
+def bus_spy(timeout_s: float = 30) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """Every scengrid event put on the stack's bus while the block runs, as envelopes: a rule of
+    the test's own sends them to a queue of its own. The function it yields puts a marker and
+    returns what arrived before it, so "nothing of the kind was put" is an answer, not a timeout."""
+    sqs, events = client("sqs"), client("events")
+    bus = get_settings().event_bus
+    name = f"bus-spy-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps({"source": [{"prefix": SOURCE_PREFIX}, SPY_MARKER]}))
+    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "spy", "Arn": queue}])
+
+    def seen() -> list[dict[str, Any]]:
+        marker = str(uuid.uuid4())
+        events.put_events(Entries=[{"Source": SPY_MARKER, "DetailType": "marker", "Detail": json.dumps({"marker": marker}), "EventBusName": bus}])
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                body = json.loads(message["Body"])
+                if body["detail"].get("marker") == marker:
+                    return found
+                found.append(body)
+        raise AssertionError(f"the bus spy's marker did not arrive within {timeout_s} s")
+
+    try:
+        yield seen
+    finally:
+        events.remove_targets(Rule=name, EventBusName=bus, Ids=["spy"])
+        events.delete_rule(Name=name, EventBusName=bus)
+        sqs.delete_queue(QueueUrl=url)

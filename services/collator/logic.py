@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from scengrid import layout, s3io
 from scengrid.errors import IncompleteRun
-from scengrid.events import AllDone, RunFailed, publish
+from scengrid.events import AllDone, publish
 from scengrid.kernel import result_metadata
 from scengrid.risk import RiskSummary, TailAccumulator
 from scengrid.status import Status, read_run, read_shards
@@ -100,22 +100,17 @@ def _prefetched(keys: list[str]) -> Iterator[pa.Table | None]:
 
 
 def collate_run(run_id: str, round_: int, wait_s: float) -> RiskSummary:
-    """Check, merge and summarise a run; on missing or failed shards emit run-failed naming
-    them (their outputs stay) and raise."""
+    """Check, merge and summarise a run. On missing or failed shards raise IncompleteRun naming
+    them (their outputs stay): the job fails, and the state machine reports the run failed."""
     manifest = s3io.get_json(layout.manifest_key(run_id))
     planned = [ShardWork.model_validate(s) for s in manifest["shards"]]
     spec = RunSpec.model_validate(manifest["spec"])
     wait_for_tracker(run_id, round_, len(planned), wait_s)
     with tempfile.TemporaryDirectory(prefix="scengrid-collate-") as scratch:
         merged_path = Path(scratch) / "pnl.parquet"
-        try:
-            check_complete(run_id, planned)
-            model_versions: set[str] = set()
-            accumulator = stream_outputs(run_id, planned, merged_path, model_versions)
-        except IncompleteRun as exc:
-            failed = RunFailed(run_id=run_id, round=round_, reason=str(exc), failed_shards=sorted(exc.problems))
-            publish([failed], service="collator")
-            raise
+        check_complete(run_id, planned)
+        model_versions: set[str] = set()
+        accumulator = stream_outputs(run_id, planned, merged_path, model_versions)
         summary = accumulator.summary()
         with ThreadPoolExecutor(1, thread_name_prefix="pnl-upload") as uploader:  # while the report is drawn
             upload = uploader.submit(s3io.put_file, layout.pnl_key(run_id), str(merged_path))

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from scengrid.aws import client
 from scengrid.events import ExecutionStatus, utcnow
 from scengrid.settings import get_settings
-from scengrid.status import Status
+from scengrid.status import ShardRecord, Status
 
 _NAMES = {"#s": "status", "#r": "round"}
 _OPEN = {":pending": {"S": Status.PENDING}, ":running": {"S": Status.RUNNING}}
@@ -227,6 +227,29 @@ class RunStore:
         if not done:
             self.count_duplicate(run_id)
         return done
+
+    def shards_total(self, run_id: str) -> int:
+        """How many shards the run is planned in (0 while unknown)."""
+        item = self._db.get_item(
+            TableName=self._runs, Key=self._run_key(run_id), ProjectionExpression="shards_total", ConsistentRead=True
+        ).get("Item", {})
+        return int(item["shards_total"]["N"]) if "shards_total" in item else 0
+
+    def shard_ends(self, run_id: str) -> list[ShardRecord]:
+        """Each shard of the run the tracker knows: its status, and its error if it failed."""
+        pages = self._db.get_paginator("query").paginate(
+            TableName=self._shards,
+            KeyConditionExpression="run_id = :r",
+            ProjectionExpression="shard_id, #s, #e",
+            ExpressionAttributeNames={"#s": "status", "#e": "error"},
+            ExpressionAttributeValues={":r": {"S": run_id}},
+            ConsistentRead=True,
+        )
+        return [
+            ShardRecord(run_id=run_id, shard_id=item["shard_id"]["S"], status=item["status"]["S"], error=item.get("error", {}).get("S"))
+            for page in pages
+            for item in page["Items"]
+        ]
 
     def record_execution(self, run_id: str, round_: int, execution_arn: str, status: ExecutionStatus) -> bool:
         """Note which execution runs the run's round, and its status: the first execution seen

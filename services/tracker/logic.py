@@ -15,10 +15,15 @@ from scengrid.events import (
     ShardFailed,
     ShardWritten,
 )
-from scengrid.status import Status
-from scengrid.work import ShardWork
+from scengrid.status import ShardRecord, Status
+from scengrid.work import ShardWork, shard_id_for
 
 from services.tracker.dal import RunStore
+
+# A FAILED run's record lists at most this many shards (the item stays far below DynamoDB's
+# 400 KB; the run's counters give the totals), and its reason says what is wrong with the first few.
+MAX_NAMED_SHARDS = 1000
+EXPLAINED_SHARDS = 10
 
 
 @singledispatch
@@ -91,12 +96,44 @@ def _(event: AllDone, store: RunStore) -> bool:
 
 @apply_event.register
 def _(event: RunFailed, store: RunStore) -> bool:
+    """The state machine's report, whichever stage failed. It names no shard: the tracker names
+    the failed and missing ones from its own records."""
+    unfinished = shards_not_complete(store.shards_total(event.run_id), store.shard_ends(event.run_id))
     return store.finish_run(
         event.run_id,
         event.round,
         Status.FAILED,
-        {"reason": event.reason, "failed_shards": event.failed_shards, "finished_at": event.at.isoformat()},
+        {
+            "reason": failure_reason(event.reason, unfinished),
+            "failed_shards": list(unfinished)[:MAX_NAMED_SHARDS],
+            "finished_at": event.at.isoformat(),
+        },
     )
+
+
+def shards_not_complete(shards_total: int, shards: list[ShardRecord]) -> dict[str, str]:
+    """The shards a failed run must name, in order, each with what is wrong with it: FAILED
+    (with its error), still PENDING or RUNNING, or planned (one of the run's ``shards_total``)
+    but never reported. A shard COMPLETE in an earlier round is done: no retry runs it again."""
+    known = {shard.shard_id: shard for shard in shards}
+    planned = sorted({shard_id_for(i) for i in range(shards_total)} | known.keys())
+    unfinished: dict[str, str] = {}
+    for shard_id in planned:
+        shard = known.get(shard_id)
+        if shard is None:
+            unfinished[shard_id] = "never reported"
+        elif shard.status is not Status.COMPLETE:
+            unfinished[shard_id] = f"{shard.status}" + (f" ({shard.error})" if shard.error else "")
+    return unfinished
+
+
+def failure_reason(stage_reason: str, unfinished: dict[str, str]) -> str:
+    """What failed: the first shards not complete, then the failed stage's error and cause."""
+    if not unfinished:
+        return stage_reason
+    named = [f"shard {shard}: {what}" for shard, what in list(unfinished.items())[:EXPLAINED_SHARDS]]
+    more = len(unfinished) - len(named)
+    return "; ".join(named) + (f"; … {more} more" if more else "") + f". The run's execution failed: {stage_reason}"
 
 
 @apply_event.register

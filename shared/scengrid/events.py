@@ -81,9 +81,11 @@ class AllDone(Event):
 
 
 class RunFailed(Event):
+    """A stage of the run's round failed. Its only producer is the state machine's Catch
+    (ReportRunFailed); the tracker names the failed and missing shards from its own records."""
+
     detail_type: ClassVar[str] = "run-failed"
-    reason: str
-    failed_shards: list[str] = Field(default_factory=list)
+    reason: str = Field(description="the failed stage's error and cause, as Step Functions reports them")
 
 
 class RunCancelled(Event):

@@ -14,6 +14,7 @@ import pytest
 from scengrid_cli.local.demo import retry_on_stack, run_on_stack
 from scengrid.spec import GeneratedScenarios, RunSpec
 from scengrid.status import Status, read_shards
+from tests.eventbridge import bus_spy
 
 pytestmark = pytest.mark.e2e
 CHAOS_RUN = ["--scenarios", "50000", "--workers", "5", "--shard-size", "2500", "--seed", "77"]
@@ -55,10 +56,15 @@ def test_a_poisoned_shard_fails_the_run_and_a_retry_completes_it(local_stack, tm
     clean = run_on_stack(local_stack, spec, tmp_path / "clean", timeout_s=300)
     local_stack.runner.host_env["SCENGRID_CHAOS_POISON_SHARDS"] = "000002"
     try:
-        poisoned = run_on_stack(local_stack, spec, tmp_path / "poisoned", timeout_s=300)
+        with bus_spy() as spy:
+            poisoned = run_on_stack(local_stack, spec, tmp_path / "poisoned", timeout_s=300)
+            put = [e for e in spy() if e["detail"].get("run_id") == poisoned.run_id and e["detail-type"] == "run-failed"]
     finally:
         del local_stack.runner.host_env["SCENGRID_CHAOS_POISON_SHARDS"]  # the cause is removed
     assert poisoned.record.status is Status.FAILED
+    # the collator failed the job; the state machine's Catch put the one run-failed, and the
+    # tracker named the shard from its own records
+    assert [e["source"] for e in put] == ["scengrid.orchestrator"]
     assert poisoned.record.failed_shards == ["000002"]
     shards = {s.shard_id: s for s in read_shards(poisoned.run_id)}
     assert shards["000002"].status is Status.FAILED and "poisoned" in shards["000002"].error

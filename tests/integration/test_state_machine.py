@@ -2,20 +2,22 @@
 substitutions, provisioned into the emulator), executed by moto's interpreter with mocked
 Batch integrations in Step Functions Local's MockConfigFile format. Each execution is
 started on ``<state machine ARN>#<TestCase>``; the worker groups come from S3 as the
-sharder writes them; run-failed really goes on the bus and reaches the tracker."""
+sharder writes them; run-failed really goes on the bus and reaches the tracker, which names
+the failed and missing shards from its own records."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from scengrid import layout, s3io, sizing
 from scengrid.aws import client
-from scengrid.events import RunRequested
+from scengrid.events import RunRequested, ShardDone, ShardFailed, ShardWritten
 from scengrid_cli.local.batch_runner import Attempt, retry_decision
 from scengrid_cli.local.moto_gaps import mocked_calls, use_sfn_mock_config
 from scengrid.models import load_model
@@ -25,6 +27,7 @@ from scengrid.work import MAX_ARRAY_CHILDREN
 from services.sharder.logic import plan_shards
 from services.tracker.dal import RunStore
 from services.tracker.logic import apply_event
+from tests.eventbridge import bus_spy
 from tests.template_data import resources
 
 STATE_MACHINE = "scengrid-run"  # the template's "${EnvName}-run" with the local stack's EnvName
@@ -56,6 +59,7 @@ MOCK_CONFIG = {
                 "SubmitThrottled": {"Shard": "ShardThrottledThenSucceeds", "RunWorkerArray": "ArrayJobSucceeds", "Collate": "CollateSucceeds"},
                 "WorkerApplicationError": {"Shard": "ShardSucceeds", "RunWorkerArray": "ArrayJobFails", "Collate": "CollateSucceeds"},
                 "SharderApplicationError": {"Shard": "ShardFails", "RunWorkerArray": "ArrayJobSucceeds", "Collate": "CollateSucceeds"},
+                "CollatorApplicationError": {"Shard": "ShardSucceeds", "RunWorkerArray": "ArrayJobSucceeds", "Collate": "CollateFails"},
             }
         }
     },
@@ -77,6 +81,8 @@ MOCK_CONFIG = {
         "ArrayJobFails": {"0": {"Throw": {"Error": "States.TaskFailed", "Cause": json.dumps(FAILED_WORKER)}}},
         "ShardFails": {"0": {"Throw": {"Error": "States.TaskFailed", "Cause": json.dumps(job("shard", "FAILED", [
             {"Container": {"ExitCode": 2}, "StatusReason": "Essential container in task exited"}]))}}},
+        "CollateFails": {"0": {"Throw": {"Error": "States.TaskFailed", "Cause": json.dumps(job("collate", "FAILED", [
+            {"Container": {"ExitCode": 1}, "StatusReason": "Essential container in task exited"}]))}}},
     },
 }
 
@@ -89,15 +95,21 @@ def state_machine_arn(local_stack) -> str:  # noqa: ANN001
     return arn
 
 
-def start(arn: str, test_case: str, workers: int = 2, scenarios: int = 40_000, shard_size: int = 1_000) -> dict[str, Any]:
-    """Write the run's worker groups as the sharder does, register the run with the tracker,
-    then start the execution the run-requested rule would start, on the mocked test case."""
+def start(
+    arn: str, test_case: str, workers: int = 2, scenarios: int = 40_000, shard_size: int = 1_000,
+    shards_end: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Write the run's worker groups as the sharder does, register the run with the tracker
+    (and let ``shards_end`` report its shards, as the mocked jobs do not), then start the
+    execution the run-requested rule would start, on the mocked test case."""
     run_id = f"sm-{test_case.lower()}-{uuid.uuid4().hex[:8]}"
     spec = RunSpec(scenarios=GeneratedScenarios(count=scenarios, seed=1), shard_size=shard_size, workers=workers)
     plan = plan_shards(run_id, spec, sizing.choose(spec, load_model(spec.model.name, spec.model.params), "aws"))
     s3io.put_json(layout.worker_groups_key(run_id), [g.model_dump() for g in plan.groups])
     requested = RunRequested(run_id=run_id, spec=spec)
     apply_event(requested, RunStore())
+    if shards_end is not None:
+        shards_end(run_id)
     envelope = {"version": "0", "id": str(uuid.uuid4()), "detail-type": requested.detail_type, "source": "scengrid.api",
                 "account": "123456789012", "region": "us-east-1", "resources": [], "detail": requested.model_dump(mode="json")}
     sfn = client("stepfunctions")
@@ -203,3 +215,27 @@ def test_a_sharder_application_error_reports_the_failure_and_runs_nothing_else(s
     assert "States.TaskFailed" in entry["Detail"]["reason"]
     record = wait_for_run_status(seen["run_id"], Status.FAILED)
     assert "States.TaskFailed" in (record.model_dump().get("reason") or "")
+
+
+def test_a_collator_failure_fails_the_run_naming_the_failed_and_missing_shards(state_machine_arn: str) -> None:
+    def shards_end(run_id: str) -> None:
+        store = RunStore()
+        for i in range(4):
+            apply_event(ShardWritten(run_id=run_id, shard_id=f"{i:06d}", shards_total=4, start=i * 1000, count=1000), store)
+        for shard in ("000000", "000001"):
+            apply_event(ShardDone(run_id=run_id, shard_id=shard, output_key="k", rows=1000, duration_s=1, task_id="t"), store)
+        apply_event(ShardFailed(run_id=run_id, shard_id="000002", error="ValueError: boom", task_id="t"), store)
+        # 000003 never reports
+
+    with bus_spy() as spy:
+        seen = start(state_machine_arn, "CollatorApplicationError", scenarios=4_000, shards_end=shards_end)
+        put = [e for e in spy() if e["detail"].get("run_id") == seen["run_id"] and e["detail-type"] == "run-failed"]
+    assert seen["execution"]["status"] == "FAILED"
+    assert entered(seen["history"]) == ["Shard", "Evaluate", "Collate", "ReportRunFailed", "RunFailed"]
+    # one run-failed, from the state machine, with no shard list: the tracker names the shards
+    [envelope] = put
+    assert envelope["source"] == "scengrid.orchestrator" and set(envelope["detail"]) == {"version", "run_id", "round", "reason"}
+    record = wait_for_run_status(seen["run_id"], Status.FAILED)
+    assert record.failed_shards == ["000002", "000003"]
+    named = "shard 000002: FAILED (ValueError: boom); shard 000003: PENDING. The run's execution failed: States.TaskFailed: "
+    assert (record.reason or "").startswith(named)

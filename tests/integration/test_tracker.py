@@ -1,6 +1,7 @@
 """The tracker against the emulator's DynamoDB: forward-only status, counters on the first
-transition only, whatever the order and number of deliveries; the execution of each round,
-from Step Functions' status changes."""
+transition only, whatever the order and number of deliveries; a failed run names its failed
+and missing shards from the tracker's own records; the execution of each round, from Step
+Functions' status changes."""
 
 from __future__ import annotations
 
@@ -115,19 +116,79 @@ def test_a_retry_round_reopens_only_what_failed(local_stack) -> None:  # noqa: A
     apply_event(ShardDone(run_id=run_id, shard_id="000000", output_key="k", rows=1000, duration_s=1, task_id="t"), store)
     apply_event(ShardFailed(run_id=run_id, shard_id="000001", error="ValueError: boom", task_id="t"), store)
     apply_event(ShardDone(run_id=run_id, shard_id="000002", output_key="k", rows=1000, duration_s=1, task_id="t"), store)
-    apply_event(RunFailed(run_id=run_id, reason="shard 000001 failed", failed_shards=["000001"]), store)
-    assert read_run(run_id).status is Status.FAILED
+    apply_event(RunFailed(run_id=run_id, reason="Collate: States.TaskFailed"), store)
+    assert (read_run(run_id).status, read_run(run_id).failed_shards) == (Status.FAILED, ["000001"])
 
     apply_event(requested.model_copy(update={"round": 2}), store)
     apply_event(written[1].model_copy(update={"round": 2}), store)
     run = read_run(run_id)
-    assert (run.status, run.round, run.shards_done, run.shards_failed, run.reason) == (Status.RUNNING, 2, 2, 0, None)
+    assert (run.status, run.round, run.shards_done, run.shards_failed, run.reason, run.failed_shards) == (Status.RUNNING, 2, 2, 0, None, [])
     # a late run-failed of round 1 changes nothing
-    assert apply_event(RunFailed(run_id=run_id, reason="late", failed_shards=[]), store) is False
+    assert apply_event(RunFailed(run_id=run_id, reason="late"), store) is False
     apply_event(ShardDone(run_id=run_id, round=2, shard_id="000001", output_key="k", rows=1000, duration_s=1, task_id="t"), store)
     run = read_run(run_id)
     assert (run.status, run.shards_done, run.shards_failed) == (Status.RUNNING, 3, 0)
     assert {s.shard_id: (s.status, s.round) for s in read_shards(run_id)}["000001"] == (Status.COMPLETE, 2)
+
+
+# ---------------------------------------------------------------- the shards a failed run names
+def test_a_failed_run_names_its_failed_and_missing_shards_though_run_failed_lists_none(local_stack) -> None:  # noqa: ANN001
+    store = RunStore()
+    run_id = f"t-{uuid.uuid4().hex[:8]}"
+    apply_event(RunRequested(run_id=run_id, spec=RunSpec(scenarios=GeneratedScenarios(count=4000), shard_size=1000)), store)
+    for i in range(3):  # 000003 is planned but its shard-written never reaches the tracker
+        apply_event(ShardWritten(run_id=run_id, shard_id=f"{i:06d}", shards_total=4, start=i * 1000, count=1000), store)
+    apply_event(ShardDone(run_id=run_id, shard_id="000000", output_key="k", rows=1000, duration_s=1, task_id="t"), store)
+    apply_event(ShardFailed(run_id=run_id, shard_id="000001", error="ValueError: boom", task_id="t"), store)
+    # 000002 never reports: its worker group failed
+    assert apply_event(RunFailed(run_id=run_id, reason="Evaluate: States.ExceedToleratedFailureThreshold"), store) is True
+    view = run_view_of(read_run(run_id))
+    assert view.status is Status.FAILED and view.failed_shards == ["000001", "000002", "000003"]
+    assert view.reason == (
+        "shard 000001: FAILED (ValueError: boom); shard 000002: PENDING; shard 000003: never reported."
+        " The run's execution failed: Evaluate: States.ExceedToleratedFailureThreshold"
+    )
+
+    # a shard that reports after the run failed changes the shard, not what the run recorded
+    apply_event(ShardDone(run_id=run_id, shard_id="000002", output_key="k", rows=1000, duration_s=1, task_id="t"), store)
+    assert apply_event(RunFailed(run_id=run_id, reason="again"), store) is False
+    assert read_run(run_id).failed_shards == ["000001", "000002", "000003"]
+
+
+def test_a_run_that_fails_before_any_shard_ran_names_them_all_up_to_a_bound(local_stack) -> None:  # noqa: ANN001
+    from services.tracker.logic import MAX_NAMED_SHARDS
+
+    store = RunStore()
+    run_id = f"t-{uuid.uuid4().hex[:8]}"
+    spec = RunSpec(scenarios=GeneratedScenarios(count=MAX_NAMED_SHARDS + 500), shard_size=1)
+    apply_event(RunRequested(run_id=run_id, spec=spec), store)
+    apply_event(RunFailed(run_id=run_id, reason="Evaluate: States.TaskFailed"), store)
+    run = read_run(run_id)
+    assert run.status is Status.FAILED and run.shards_total == MAX_NAMED_SHARDS + 500
+    assert run.failed_shards == [f"{i:06d}" for i in range(MAX_NAMED_SHARDS)]
+    assert run.reason.startswith("shard 000000: never reported; shard 000001: never reported;")
+    assert run.reason.endswith(f"; shard 000009: never reported; … {MAX_NAMED_SHARDS + 490} more. The run's execution failed: Evaluate: States.TaskFailed")
+
+
+def test_a_failed_retry_round_names_only_what_is_still_not_complete(local_stack) -> None:  # noqa: ANN001
+    store = RunStore()
+    run_id = f"t-{uuid.uuid4().hex[:8]}"
+    requested, *written = events_of_a_run(run_id)[: 1 + SHARDS]
+    for event in (requested, *written):
+        apply_event(event, store)
+    apply_event(ShardDone(run_id=run_id, shard_id="000000", output_key="k", rows=1000, duration_s=1, task_id="t"), store)
+    for shard in ("000001", "000002"):
+        apply_event(ShardFailed(run_id=run_id, shard_id=shard, error="ValueError: boom", task_id="t"), store)
+    apply_event(RunFailed(run_id=run_id, reason="Collate: States.TaskFailed"), store)
+    assert read_run(run_id).failed_shards == ["000001", "000002"]
+
+    apply_event(requested.model_copy(update={"round": 2}), store)
+    for event in written[1:]:
+        apply_event(event.model_copy(update={"round": 2}), store)
+    apply_event(ShardDone(run_id=run_id, round=2, shard_id="000001", output_key="k", rows=1000, duration_s=1, task_id="t"), store)
+    apply_event(RunFailed(run_id=run_id, round=2, reason="Collate: States.TaskFailed"), store)
+    run = read_run(run_id)
+    assert (run.status, run.round, run.failed_shards) == (Status.FAILED, 2, ["000002"])  # 000002 is missing in round 2
 
 
 # ---------------------------------------------------------------- the execution of each round
@@ -196,7 +257,7 @@ def test_a_stale_rounds_execution_changes_nothing(local_stack) -> None:  # noqa:
     apply_event(requested, store)
     first, first_change = execution_of(run_id, 1)
     apply_event(parse_envelope(first_change(ExecutionStatus.RUNNING)), store)
-    apply_event(RunFailed(run_id=run_id, reason="shard 000001 failed", failed_shards=["000001"]), store)
+    apply_event(RunFailed(run_id=run_id, reason="Collate: States.TaskFailed"), store)
     apply_event(parse_envelope(first_change(ExecutionStatus.FAILED)), store)
 
     second, second_change = execution_of(run_id, 2)

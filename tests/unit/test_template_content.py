@@ -13,7 +13,7 @@ import pytest
 
 from scengrid_cli.local.batch_runner import Attempt, retry_decision
 from scengrid_cli.local.moto_gaps import evaluate_cidr_functions
-from scengrid.events import EXECUTION_STATUS_CHANGE, EXECUTION_STATUS_SOURCE
+from scengrid.events import EXECUTION_STATUS_CHANGE, EXECUTION_STATUS_SOURCE, RunFailed
 from scengrid.settings import Settings
 from scengrid.work import MAX_ARRAY_CHILDREN
 from tests.template_data import TEMPLATE_PATH, asl, of_type, resources, template
@@ -192,6 +192,16 @@ def test_run_failed_goes_on_the_bus_then_the_execution_fails() -> None:
     assert (entry["DetailType"], entry["EventBusName"]) == ("run-failed", "${EventBusName}")
     assert entry["Source"].startswith("scengrid.")
     assert asl()["States"][report["Next"]]["Type"] == "Fail"
+
+
+def test_the_run_failed_the_state_machine_puts_has_the_events_fields() -> None:
+    """The state machine is the only producer of run-failed: its detail is the event's contract
+    (every required field, nothing the model forbids; the tracker names the shards itself)."""
+    [entry] = asl()["States"]["ReportRunFailed"]["Parameters"]["Entries"]
+    fields = {name.removesuffix(".$") for name in entry["Detail"]}
+    required = {name for name, field in RunFailed.model_fields.items() if field.is_required()}
+    assert required <= fields <= set(RunFailed.model_fields)
+    assert fields == {"version", "run_id", "round", "reason"}
 
 
 def test_the_map_runs_worker_groups_as_array_jobs_of_at_most_10000() -> None:
