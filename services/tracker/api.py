@@ -6,15 +6,15 @@ Routes are thin: they validate (pydantic, through the resolver), call one functi
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from scengrid.errors import Conflict, InvalidInput, RunNotFound
+from scengrid.errors import Conflict, InvalidInput, OverLimit, RunNotFound
 from scengrid.observability import service_logger, service_tracer
 from services.tracker.runs import IDEMPOTENCY, cancel_run, retry_run, submit_run
 from scengrid.user_files import require_s3
@@ -43,6 +43,25 @@ class Accepted(BaseModel):
 class RunPage(BaseModel):
     runs: list[RunView]
     next_token: str | None
+
+
+class OverLimitAnswer(BaseModel):
+    """429: a limit refuses the request for now; nothing was requested."""
+
+    error: str
+    limit: Literal["max_active_runs", "max_scenarios_in_flight"] = Field(description="the setting that refuses it")
+    maximum: int = Field(description="the limit's value")
+    current: int = Field(description="what is in flight now: runs, or scenarios")
+    requested: int = Field(description="what this request would add")
+    retry_after_s: int = Field(description="the Retry-After header: when the runs in flight are expected to make room")
+
+
+OVER_LIMIT = {
+    "description": "a limit refuses the run for now (too many active runs, or scenarios in flight over the quota); "
+    "nothing was requested: send it again after Retry-After seconds",
+    "headers": {"Retry-After": {"description": "seconds to wait before sending it again", "schema": {"type": "integer"}}},
+    "content": {"application/json": {"model": OverLimitAnswer}},
+}
 
 
 def _error(status: int, message: str, field: str | None = None) -> Response:
@@ -84,6 +103,18 @@ def _conflict(exc: Conflict) -> Response:
     return _error(409, str(exc))
 
 
+@app.exception_handler(OverLimit)
+def _over_limit(exc: OverLimit) -> Response:
+    answer = OverLimitAnswer(
+        error=str(exc), limit=exc.limit, maximum=exc.maximum, current=exc.current, requested=exc.requested,
+        retry_after_s=exc.retry_after_s,
+    )
+    return Response(
+        status_code=429, content_type="application/json", body=answer.model_dump(),
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
+
+
 def _accepted(run_id: str, round_: int = 1) -> Response[Accepted]:
     location = f"/runs/{run_id}"
     return Response(
@@ -94,7 +125,7 @@ def _accepted(run_id: str, round_: int = 1) -> Response[Accepted]:
     )
 
 
-@app.post("/runs", summary="Submit a run", responses={202: {"description": "run requested"}})
+@app.post("/runs", summary="Submit a run", responses={202: {"description": "run requested"}, 429: OVER_LIMIT})
 def create_run(
     spec: RunSpec,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
@@ -127,7 +158,10 @@ def get_results(run_id: RUN_ID) -> dict[str, Any]:
     return results_of(run_id)
 
 
-@app.post("/runs/<run_id>/retry", summary="Re-run only the FAILED or missing shards", responses={202: {"description": "retry requested"}})
+@app.post(
+    "/runs/<run_id>/retry", summary="Re-run only the FAILED or missing shards",
+    responses={202: {"description": "retry requested"}, 429: OVER_LIMIT},
+)
 def post_retry(run_id: RUN_ID) -> Response[Accepted]:
     return _accepted(run_id, retry_run(run_id))
 

@@ -14,6 +14,8 @@ from scengrid.events import ExecutionStatus, utcnow
 from scengrid.settings import get_settings
 from scengrid.status import ShardRecord, Status
 
+from services.tracker.admission import AdmissionStore, transact
+
 _NAMES = {"#s": "status", "#r": "round"}
 _OPEN = {":pending": {"S": Status.PENDING}, ":running": {"S": Status.RUNNING}}
 # Still open, and not from a round older than the one recorded.
@@ -48,6 +50,7 @@ class RunStore:
         self._db = client("dynamodb")
         self._runs = settings.runs_table
         self._shards = settings.shards_table
+        self._admissions = AdmissionStore(settings.admission_table) if settings.admission_table else None
 
     def _now(self) -> dict[str, str]:
         return {"S": utcnow().isoformat()}
@@ -213,17 +216,27 @@ class RunStore:
         return done
 
     def finish_run(self, run_id: str, round_: int, status: Status, fields: dict[str, Any]) -> bool:
-        """PENDING/RUNNING → COMPLETE or FAILED, once per round."""
+        """PENDING/RUNNING → COMPLETE, FAILED or CANCELLED, once per round. The round's admission
+        ticket, when it holds one, is given back in the same transaction: exactly once."""
         clause, names, values = _set_clause({**fields, "updated_at": utcnow().isoformat()})
-        done = self._conditional(
-            self._db.update_item,
-            TableName=self._runs,
-            Key=self._run_key(run_id),
-            UpdateExpression=f"SET #s = :to, {clause}",
-            ConditionExpression=_OPEN_IN_ROUND,
-            ExpressionAttributeNames={**_NAMES, **names},
-            ExpressionAttributeValues={":to": {"S": status}, ":round": _n(round_), **_OPEN, **values},
-        )
+        update = {
+            "TableName": self._runs,
+            "Key": self._run_key(run_id),
+            "UpdateExpression": f"SET #s = :to, {clause}",
+            "ConditionExpression": _OPEN_IN_ROUND,
+            "ExpressionAttributeNames": {**_NAMES, **names},
+            "ExpressionAttributeValues": {":to": {"S": status}, ":round": _n(round_), **_OPEN, **values},
+        }
+        ticket = self._admissions.ticket(run_id) if self._admissions else None
+        if ticket is not None and ticket.round == round_:
+            reasons = transact(self._db, [{"Update": update}, *self._admissions.release_items(ticket)])
+            if reasons is None:
+                return True
+            if reasons[0] == "ConditionalCheckFailed":
+                self.count_duplicate(run_id)
+                return False
+            # the ticket was given back meanwhile (reclaimed as stale): end the run alone
+        done = self._conditional(self._db.update_item, **update)
         if not done:
             self.count_duplicate(run_id)
         return done

@@ -8,13 +8,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from scengrid import layout
-from scengrid.errors import Conflict
+from scengrid.errors import Conflict, RunNotFound
 from scengrid.s3io import get_json
 from scengrid.aws import client
 from scengrid.risk import PartialEstimate, batch_means
-from services.tracker.runs import get_run
 from scengrid.settings import get_settings
-from scengrid.status import FINAL, RunRecord, ShardRecord, Status, page_runs, read_shards
+from scengrid.status import FINAL, RunRecord, ShardRecord, Status, page_runs, read_run, read_shards
 
 PRESIGNED_TTL_S = 3600
 
@@ -75,6 +74,13 @@ def progress_of(record: RunRecord, now: datetime | None = None) -> Progress:
         scenarios_per_s=round(rate, 1) if rate else None,
         eta_s=round(eta, 1) if eta is not None else None,
     )
+
+
+def get_run(run_id: str) -> RunRecord:
+    record = read_run(run_id)
+    if record is None:
+        raise RunNotFound(run_id)
+    return record
 
 
 def run_view(run_id: str) -> RunView:

@@ -17,13 +17,16 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import BaseModel, ValidationError
 
 from scengrid.aws import client
-from scengrid.errors import Conflict, InvalidInput, RunNotFound
+from scengrid.errors import Conflict, InvalidInput
 from scengrid.events import RunCancelled, RunRequested, publish
 from scengrid.models import load_model
 from scengrid.scenario_sources import resolve_source
 from scengrid.settings import get_settings
-from scengrid.spec import RunSpec
-from scengrid.status import FINAL, RunRecord, Status, read_run
+from scengrid.spec import RunSpec, scenario_count
+from scengrid.status import FINAL, Status
+
+from services.tracker.limits import admitted
+from services.tracker.queries import get_run
 
 
 def new_run_id() -> str:
@@ -53,7 +56,8 @@ def submit_run(spec: RunSpec, run_id: str | None = None, idempotency_key: str | 
 
     A scenario file is read and checked against the model's factors here, and its row count
     becomes the spec's ``scenarios.count`` (what the sharder splits). Nothing is written before
-    validation passes, so a bad spec leaves nothing behind. With an idempotency key, a repeat
+    validation passes, so a bad spec leaves nothing behind; nor before the run is admitted
+    under the limits (``services.tracker.limits``: OverLimit otherwise). With an idempotency key, a repeat
     returns the same run and starts nothing twice (Powertools' idempotency utility, DynamoDB
     persistence); the same key with another spec, or while the first request is still being
     handled, is a Conflict."""
@@ -71,7 +75,8 @@ def submit_run(spec: RunSpec, run_id: str | None = None, idempotency_key: str | 
 
 
 def _request_run(spec: RunSpec, run_id: str) -> str:
-    publish([RunRequested(run_id=run_id, spec=spec)], service="api")
+    with admitted(run_id, 1, scenario_count(spec.scenarios)):
+        publish([RunRequested(run_id=run_id, spec=spec)], service="api")
     return run_id
 
 
@@ -102,21 +107,16 @@ def resolve_spec(spec: RunSpec) -> RunSpec:
         raise InvalidInput(".".join(str(p) for p in error["loc"]) or "scenarios", error["msg"]) from None
 
 
-def get_run(run_id: str) -> RunRecord:
-    record = read_run(run_id)
-    if record is None:
-        raise RunNotFound(run_id)
-    return record
-
-
 def retry_run(run_id: str) -> int:
     """Start the next round of a FAILED run: only its FAILED or missing shards run again,
-    then it is collated. Returns the new round."""
+    then it is collated. The round is admitted under the limits as a whole run would be.
+    Returns the new round."""
     record = get_run(run_id)
     if record.status is not Status.FAILED:
         raise Conflict(f"run {run_id} is {record.status.value}; only a FAILED run can be retried")
     next_round = record.round + 1
-    publish([RunRequested(run_id=run_id, round=next_round, spec=RunSpec.model_validate(record.spec))], service="api")
+    with admitted(run_id, next_round, record.scenarios):
+        publish([RunRequested(run_id=run_id, round=next_round, spec=RunSpec.model_validate(record.spec))], service="api")
     return next_round
 
 

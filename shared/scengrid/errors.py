@@ -42,6 +42,24 @@ class Conflict(ScengridError):
     exit_code = 3
 
 
+class OverLimit(ScengridError):
+    """A limit of the deployment refuses the request for now (too many runs in flight, or too
+    many scenarios): nothing was requested, and the same request may pass after
+    ``retry_after_s``. ``limit`` is the setting an operator would raise."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
+    def __init__(self, limit: str, maximum: int, current: int, requested: int, retry_after_s: int, problem: str) -> None:
+        self.limit = limit
+        self.maximum = maximum
+        self.current = current
+        self.requested = requested
+        self.retry_after_s = retry_after_s
+        super().__init__(
+            f"{problem}; retry in {retry_after_s} s, or ask the operator to raise {limit} (SCENGRID_{limit.upper()})"
+        )
+
+
 class ModelFailure(ScengridError):
     """The model raised while evaluating a shard."""
 

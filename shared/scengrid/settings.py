@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     work_dead_letter_queue_url: str = Field("", description="dead-letter queue of the work queue (shards whose worker died on every delivery)")
     state_machine_arn: str = Field("", description="run state machine")
     idempotency_table: str = Field("", description="DynamoDB table of the API's idempotency records (Idempotency-Key)")
+    admission_table: str = Field("", description="DynamoDB table of the API's admission counter: the active runs, their scenarios")
+    max_active_runs: int = Field(
+        32, ge=1, description="runs that may be in flight (PENDING or RUNNING) at once; POST /runs answers 429 beyond"
+    )
+    max_scenarios_in_flight: int = Field(
+        100_000_000, ge=1, description="scenarios of the runs in flight, together; POST /runs answers 429 beyond"
+    )
     worker_processes: int = Field(0, ge=0, description="model processes inside one worker; 0 = one per CPU")
     visibility_timeout_s: int = Field(
         60, ge=5, le=43_200, description="how long a shard stays hidden from other workers without a heartbeat"

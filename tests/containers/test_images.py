@@ -133,7 +133,9 @@ def stack(emulator: str) -> dict[str, str]:
     events.put_rule(Name=f"{prefix}-all", EventBusName=prefix, EventPattern=json.dumps(rule["EventPattern"]))
     events.put_targets(Rule=f"{prefix}-all", EventBusName=prefix, Targets=[{"Id": "tracker", "Arn": tracker_arn}])
     tables = {}
-    for logical, setting in (("RunsTable", "RUNS"), ("ShardsTable", "SHARDS"), ("IdempotencyTable", "IDEMPOTENCY")):
+    for logical, setting in (
+        ("RunsTable", "RUNS"), ("ShardsTable", "SHARDS"), ("IdempotencyTable", "IDEMPOTENCY"), ("AdmissionTable", "ADMISSION"),
+    ):
         props = TEMPLATE[logical]["Properties"]
         tables[f"SCENGRID_{setting}_TABLE"] = name = f"{prefix}-{setting.lower()}"
         dynamodb.create_table(TableName=name, **{k: props[k] for k in TABLE_PROPERTIES if k in props})

@@ -1,6 +1,8 @@
 """Bad input, table-driven, through the edges a user reaches: the HTTP API, the CLI, scenario
 files and portfolios. Each gets a 4xx (or a CLI exit status 2) whose message names the field,
-and leaves nothing behind: no run or shard item, no object, no work message, no execution."""
+and leaves nothing behind: no run or shard item, no object, no work message, no execution, no
+admission. A submission over a limit of what may be in flight gets a 429 with Retry-After and
+the limit named."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,11 @@ from scengrid_cli.client import SigV4RequestAuth
 from scengrid_cli.local.api_user import write_profile
 from scengrid_cli.local.http_api import LocalApi
 from scengrid_cli.local.stack import REGION
+from scengrid.events import utcnow
 from scengrid.models import load_model
+from scengrid.settings import use_settings
 from scengrid.spec import DEFAULT_MODEL_PARAMS
+from services.tracker.admission import AdmissionStore, Ticket, Totals
 from tests.portfolio_data import GOOD as BOOK
 
 GOOD = {"scenarios": {"count": 2000, "seed": 3}, "shard_size": 1000, "workers": 1}
@@ -94,6 +99,13 @@ PORTFOLIOS = [
      400, "model.params.portfolio"),
     ("an empty sample", {**GOOD, "model": {"name": "portfolio", "params": {"portfolio": {"sample": {"positions": 0, "seed": 1}}}}},
      400, "sample.positions"),
+]
+# (what, the scenarios of the runs held in flight, the limits then (from the totals in flight), status, the limit named)
+LIMITS: list[tuple[str, list[int], Callable[[Totals], dict[str, int]], int, str]] = [
+    ("too many active runs", [100, 100], lambda held: {"max_active_runs": held.runs}, 429, "max_active_runs"),
+    ("more scenarios in flight than the quota", [5_000],
+     lambda held: {"max_scenarios_in_flight": held.scenarios + GOOD["scenarios"]["count"] - 1}, 429, "max_scenarios_in_flight"),
+    ("a run larger than the whole quota", [], lambda held: {"max_scenarios_in_flight": 1_000}, 400, "max_scenarios_in_flight"),
 ]
 # (what, CLI arguments with {dir} for the spec folder, words on stderr)
 CLI = [
@@ -168,6 +180,7 @@ def footprint(stack) -> dict[str, int]:  # noqa: ANN001
         "objects": client("s3").list_objects_v2(Bucket=settings.bucket).get("KeyCount", 0),
         "work_messages": int(work["ApproximateNumberOfMessages"]) + int(work["ApproximateNumberOfMessagesNotVisible"]),
         "executions": len(client("stepfunctions").list_executions(stateMachineArn=settings.state_machine_arn)["executions"]),
+        "admissions": client("dynamodb").scan(TableName=settings.admission_table, Select="COUNT")["Count"],
     }
 
 
@@ -197,6 +210,34 @@ def test_bad_submissions_are_named_and_leave_nothing(
     assert response.status_code == status, response.text
     assert words in response.text, response.text
     assert footprint(local_stack) == before
+
+
+@pytest.mark.parametrize(("what", "held", "limits", "status", "limit"), LIMITS, ids=[c[0] for c in LIMITS])
+def test_a_submission_over_a_limit_is_refused_naming_it_and_leaves_nothing(
+    api: LocalApi, signer: SigV4RequestAuth, local_stack, quiet: None, what: str, held: list[int],  # noqa: ANN001
+    limits: Callable[[Totals], dict[str, int]], status: int, limit: str,
+) -> None:
+    """Runs held in flight (their admissions), the limits set just below what one more run
+    needs: the API refuses the run with the limit, the figures and when to try again."""
+    store = AdmissionStore(local_stack.settings.admission_table)
+    tickets = [Ticket(f"held-{what[:12]}-{i}", 1, n, utcnow()) for i, n in enumerate(held)]
+    for ticket in tickets:
+        assert store.admit(ticket, 10**6, 10**12)
+    use_settings(local_stack.settings.model_copy(update=limits(store.totals())))
+    try:
+        before = footprint(local_stack)
+        response = requests.post(api.url + "/runs", json=GOOD, auth=signer, timeout=30)
+        assert response.status_code == status, response.text
+        assert limit in response.json()["error"] and f"SCENGRID_{limit.upper()}" in response.json()["error"]
+        assert footprint(local_stack) == before
+        if status == 429:
+            answer = response.json()
+            assert answer["limit"] == limit and answer["current"] >= answer["maximum"] - answer["requested"] + 1
+            assert int(response.headers["Retry-After"]) == answer["retry_after_s"] > 0
+    finally:
+        use_settings(local_stack.settings)
+        for ticket in tickets:
+            store.release(ticket)
 
 
 @pytest.mark.parametrize(("what", "args", "words"), CLI, ids=[c[0] for c in CLI])

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+import requests
 
 from scengrid.errors import ScengridError
-from scengrid_cli.client import ApiClient, CredentialsUnavailable
+from scengrid_cli.client import ApiClient, ApiError, CredentialsUnavailable
 
 DEPLOYED = "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/v1"
 
@@ -87,3 +88,38 @@ def test_an_api_without_a_region_asks_for_one(shell: pytest.MonkeyPatch) -> None
 def test_no_api_at_all_says_how_to_get_one(shell: pytest.MonkeyPatch) -> None:
     with pytest.raises(ScengridError, match="scengrid local up"):
         ApiClient.from_environment()
+
+
+class Canned(requests.adapters.BaseAdapter):
+    """Answers every request with one response, as the API would."""
+
+    def __init__(self, status: int, body: dict, headers: dict[str, str]) -> None:
+        super().__init__()
+        self.status, self.body, self.headers = status, body, headers
+
+    def send(self, request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
+        response = requests.Response()
+        response.status_code, response.url, response.request = self.status, request.url, request
+        response.headers.update({"Content-Type": "application/json", **self.headers})
+        response._content = json.dumps(self.body).encode()
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_429_names_the_limit_and_when_to_send_it_again(shell: pytest.MonkeyPatch) -> None:
+    shell.setenv("SCENGRID_API_URL", DEPLOYED)
+    shell.setenv("AWS_ACCESS_KEY_ID", "AKIAENVENVENVENVENV1")
+    shell.setenv("AWS_SECRET_ACCESS_KEY", "e")
+    client = ApiClient.from_environment()
+    body = {"error": "too many active runs: 32 of at most 32 are in flight; retry in 45 s, or ask the operator to raise "
+            "max_active_runs (SCENGRID_MAX_ACTIVE_RUNS)", "limit": "max_active_runs", "maximum": 32, "current": 32,
+            "requested": 1, "retry_after_s": 45}
+    client._http.mount("https://", Canned(429, body, {"Retry-After": "45"}))
+    with pytest.raises(ApiError) as refused:
+        client.submit({"scenarios": {"count": 1000}})
+    assert (refused.value.status, refused.value.exit_code, refused.value.retry_after_s) == (429, 75, 45)
+    message = str(refused.value)
+    assert message.startswith("429: too many active runs: 32 of at most 32")
+    assert "limit max_active_runs" in message and "nothing was submitted" in message and "after 45 s (Retry-After)" in message

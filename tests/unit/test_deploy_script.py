@@ -112,7 +112,7 @@ def test_shellcheck_finds_nothing() -> None:
 
 
 def test_a_first_deploy_bootstraps_pushes_every_image_then_deploys_with_its_tag(stand_ins: Path) -> None:
-    calls = run(stand_ins, "up", MAX_VCPUS="1024", NAT_PER_AZ="true")
+    calls = run(stand_ins, "up", MAX_VCPUS="1024", NAT_PER_AZ="true", MAX_ACTIVE_RUNS="64")
     [package] = index(calls, "aws", "cloudformation", "package")
     deploys = index(calls, "aws", "cloudformation", "deploy")
     builds = index(calls, "docker", "buildx", "build")
@@ -125,6 +125,7 @@ def test_a_first_deploy_bootstraps_pushes_every_image_then_deploys_with_its_tag(
     first, second = (overrides(calls[i]) for i in deploys)
     assert first["ImageTag"] == "" and second["ImageTag"] == COMMIT
     assert second["EnvName"] == "scengrid" and second["MaxVcpus"] == "1024" and second["NatGatewayPerAz"] == "true"
+    assert second["MaxActiveRuns"] == "64" and "MaxScenariosInFlight" not in second  # unset: the template's default
     for i in deploys:  # the template is over CloudFormation's inline limit: it goes through S3
         assert value_after(calls[i], "--template-file") == "dist/template.packaged.yaml"
         assert value_after(calls[i], "--s3-bucket") == f"scengrid-deploy-{ACCOUNT}-{REGION}"

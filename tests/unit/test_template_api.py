@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
+from scengrid.settings import Settings
 from services.tracker.openapi import SPEC_FILE, openapi_text
-from tests.template_data import of_type, resources
+from tests.template_data import of_type, resources, template
 
 PREDICT = ("/predict", "POST")
 
@@ -82,8 +83,32 @@ def test_the_api_function_runs_the_resolver_from_the_tracker_image() -> None:
     assert handler == "services.tracker.api.lambda_handler"
     assert props["Timeout"] <= 29, "API Gateway gives an integration 29 s"
     env = props["Environment"]["Variables"]
-    for setting in ("BUCKET", "RUNS_TABLE", "SHARDS_TABLE", "IDEMPOTENCY_TABLE", "EVENT_BUS"):
+    for setting in ("BUCKET", "RUNS_TABLE", "SHARDS_TABLE", "IDEMPOTENCY_TABLE", "ADMISSION_TABLE", "EVENT_BUS"):
         assert f"SCENGRID_{setting}" in env
+
+
+def test_the_admission_limits_are_parameters_of_the_api_function_with_the_settings_defaults() -> None:
+    """POST /runs answers 429 beyond MaxActiveRuns runs or MaxScenariosInFlight scenarios in
+    flight; the tracker gives a run's admission back when the run ends."""
+    parameters = template()["Parameters"]
+    env = resources()["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    for parameter, setting in (("MaxActiveRuns", "max_active_runs"), ("MaxScenariosInFlight", "max_scenarios_in_flight")):
+        assert env[f"SCENGRID_{setting.upper()}"] == {"Ref": parameter}
+        assert parameters[parameter]["Default"] == Settings.model_fields[setting].default
+        assert parameters[parameter]["MinValue"] == 1
+    tracker = resources()["TrackerFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["SCENGRID_ADMISSION_TABLE"] == tracker["SCENGRID_ADMISSION_TABLE"] == {"Ref": "AdmissionTable"}
+    assert resources()["AdmissionTable"]["Properties"]["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    grants = {
+        role: {a for s in policy_statements(role) if s.get("Resource") == {"Fn::GetAtt": ["AdmissionTable", "Arn"]} for a in s["Action"]}
+        for role in ("ApiFunctionRole", "TrackerFunctionRole")
+    }
+    assert grants["ApiFunctionRole"] == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"}
+    assert grants["TrackerFunctionRole"] == {"dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"}
+
+
+def policy_statements(role: str) -> list[dict[str, Any]]:
+    return [s for policy in resources()[role]["Properties"]["Policies"] for s in policy["PolicyDocument"]["Statement"]]
 
 
 def test_api_gateway_may_invoke_each_function_for_its_own_routes_only() -> None:

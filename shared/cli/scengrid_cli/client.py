@@ -44,11 +44,13 @@ NO_CREDENTIALS = (
 
 
 class ApiError(ScengridError):
-    """The API refused a request; the message says what to do next."""
+    """The API refused a request; the message says what to do next. A 429 (a limit of the
+    deployment) exits 75, EX_TEMPFAIL: the same request may pass after ``retry_after_s``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after_s: int | None = None) -> None:
         self.status = status
-        self.exit_code = {401: 5, 403: 5, 404: 4, 409: 3}.get(status, 2 if status < 500 else 1)
+        self.retry_after_s = retry_after_s
+        self.exit_code = {401: 5, 403: 5, 404: 4, 409: 3, 429: 75}.get(status, 2 if status < 500 else 1)
         super().__init__(message)
 
 
@@ -182,7 +184,7 @@ class ApiClient:
         except BotoCoreError as exc:  # the credentials failed to load or refresh while signing
             raise CredentialsUnavailable(f"cannot load AWS credentials ({self.source.description}): {exc}") from exc
         if response.status_code >= 400:
-            raise ApiError(response.status_code, self._explain(response))
+            raise ApiError(response.status_code, self._explain(response), _retry_after_s(response))
         return response
 
     def submit(self, spec: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
@@ -223,6 +225,8 @@ class ApiClient:
             404: "check the run id with `scengrid runs`",
             409: "see `scengrid status RUN` for the run's state",
             413: "send a smaller request",
+            429: f"limit {body.get('limit', '?')}: nothing was submitted; send it again after {_retry_after_s(response) or '?'} s"
+            " (Retry-After)",
         }.get(response.status_code, "fix the request and send it again")
         return f"{response.status_code}: {message} ({advice})"
 
@@ -254,6 +258,12 @@ class ApiClient:
                 f"method ({POLICY_DOC}); {other}"
             )
         return "\n  ".join(lines)
+
+
+def _retry_after_s(response: requests.Response) -> int | None:
+    """The Retry-After header in seconds (the API sends whole seconds), when there is one."""
+    value = response.headers.get("Retry-After", "").strip()
+    return int(value) if value.isdigit() else None
 
 
 def _region_of(url: str) -> str | None:

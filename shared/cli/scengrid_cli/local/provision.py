@@ -29,6 +29,7 @@ _OUTPUT_TO_SETTING = {
     "RunsTableName": "runs_table",
     "ShardsTableName": "shards_table",
     "IdempotencyTableName": "idempotency_table",
+    "AdmissionTableName": "admission_table",
     "EventBusName": "event_bus",
     "WorkQueueUrl": "work_queue_url",
     "TrackerQueueUrl": "tracker_queue_url",
@@ -104,6 +105,7 @@ def verify_resources(settings: Settings) -> None:
     check("bucket", lambda: client("s3").head_bucket(Bucket=settings.bucket))
     check("runs table", lambda: client("dynamodb").describe_table(TableName=settings.runs_table))
     check("shards table", lambda: client("dynamodb").describe_table(TableName=settings.shards_table))
+    check("admission table", lambda: client("dynamodb").describe_table(TableName=settings.admission_table))
     check("event bus", lambda: client("events").describe_event_bus(Name=settings.event_bus))
     for name in ("work_queue_url", "tracker_queue_url"):
         url = getattr(settings, name)
