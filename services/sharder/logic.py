@@ -6,7 +6,7 @@ import math
 
 from pydantic import BaseModel
 
-from scengrid import layout, s3io
+from scengrid import layout, s3io, work_queues
 from scengrid.aws import client
 from scengrid.events import ShardWritten, publish
 from scengrid.models import load_model
@@ -14,7 +14,7 @@ from scengrid.settings import get_settings
 from scengrid.sizing import Sizing, choose
 from scengrid.spec import RunSpec
 from scengrid.status import Status, read_shards
-from scengrid.work import ShardWork, WorkerGroup, plan_worker_groups, shard_id_for
+from scengrid.work import ShardWork, WorkerGroup, plan_worker_groups, shard_id_for, share_identifier
 
 SQS_BATCH = 10
 
@@ -28,8 +28,9 @@ class ShardPlan(BaseModel):
     groups: list[WorkerGroup]
 
 
-def plan_shards(run_id: str, spec: RunSpec, sizing: Sizing, round_: int = 1) -> ShardPlan:
-    """Contiguous scenario ranges of the sizing's ``shard_size`` (the last one shorter)."""
+def plan_shards(run_id: str, spec: RunSpec, sizing: Sizing, queue_url: str, round_: int = 1) -> ShardPlan:
+    """Contiguous scenario ranges of the sizing's ``shard_size`` (the last one shorter), and the
+    worker groups that take them from the round's ``queue_url``."""
     size = sizing.shard_size
     total = spec.scenarios.count
     count = math.ceil(total / size)
@@ -47,7 +48,7 @@ def plan_shards(run_id: str, spec: RunSpec, sizing: Sizing, round_: int = 1) -> 
     ]
     return ShardPlan(
         run_id=run_id, spec=spec, shard_size=size, sizing=sizing, shards=shards,
-        groups=plan_worker_groups(run_id, sizing.workers, count),
+        groups=plan_worker_groups(run_id, sizing.workers, count, queue_url, share_identifier(run_id, spec.share)),
     )
 
 
@@ -59,9 +60,8 @@ def earlier_sizing(run_id: str) -> Sizing | None:
     return Sizing.model_validate(manifest["sizing"]) if "sizing" in manifest else None
 
 
-def enqueue(shards: list[ShardWork]) -> None:
+def enqueue(queue_url: str, shards: list[ShardWork]) -> None:
     sqs = client("sqs")
-    queue_url = get_settings().work_queue_url
     for i in range(0, len(shards), SQS_BATCH):
         batch = shards[i : i + SQS_BATCH]
         entries = [{"Id": s.shard_id, "MessageBody": s.model_dump_json()} for s in batch]
@@ -87,12 +87,13 @@ def shard_run(run_id: str, spec: RunSpec, round_: int = 1) -> tuple[Sizing, list
     sizing = earlier_sizing(run_id) if round_ > 1 else None
     if sizing is None:
         sizing = choose(spec, model, get_settings().backend)
-    plan = plan_shards(run_id, spec, sizing, round_)
+    queue_url = work_queues.create(run_id, round_)
+    plan = plan_shards(run_id, spec, sizing, queue_url, round_)
     complete = {s.shard_id for s in read_shards(run_id) if s.status is Status.COMPLETE} if round_ > 1 else set()
     todo = [s for s in plan.shards if s.shard_id not in complete]
-    groups = plan_worker_groups(run_id, sizing.workers, max(1, len(todo)))
+    groups = plan_worker_groups(run_id, sizing.workers, max(1, len(todo)), queue_url, share_identifier(run_id, spec.share))
     s3io.put_json(layout.manifest_key(run_id), plan.model_dump(mode="json"))
-    enqueue(todo)
+    enqueue(queue_url, todo)
     s3io.put_json(layout.worker_groups_key(run_id), [g.model_dump() for g in groups])
     publish(
         (

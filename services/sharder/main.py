@@ -25,7 +25,7 @@ class SharderEnv(JobEnv):
 def main() -> int:
     env = SharderEnv()  # type: ignore[call-arg]
     logger.append_keys(run_id=env.run_id)
-    get_settings().require("bucket", "event_bus", "work_queue_url")
+    get_settings().require("bucket", "event_bus", "work_queue_prefix", "work_dead_letter_queue_url")
     try:
         sizing, queued = shard_run(env.run_id, env.run_spec, env.round)
     except ScengridError as exc:

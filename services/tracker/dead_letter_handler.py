@@ -7,7 +7,6 @@ memory, or the model ended the process): the shard is marked FAILED, saying so."
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from typing import Any
 
@@ -17,7 +16,6 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from scengrid.aws import client
 from scengrid.observability import service_logger, service_metrics, service_tracer
 from scengrid.settings import get_settings
 from scengrid.work import ShardWork
@@ -36,12 +34,10 @@ def _store() -> RunStore:
     return RunStore()
 
 
-@lru_cache(maxsize=1)
 def deliveries() -> int:
-    """The work queue's maxReceiveCount: how many deliveries a dead-lettered shard had."""
-    get_settings().require("work_queue_url")
-    attributes = client("sqs").get_queue_attributes(QueueUrl=get_settings().work_queue_url, AttributeNames=["RedrivePolicy"])
-    return int(json.loads(attributes["Attributes"]["RedrivePolicy"])["maxReceiveCount"])
+    """The work queues' maxReceiveCount (the sharder creates each with it): how many deliveries
+    a dead-lettered shard had."""
+    return get_settings().work_max_receives
 
 
 def record_handler(record: SQSRecord) -> None:

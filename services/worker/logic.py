@@ -1,4 +1,6 @@
-"""The worker loop: pull shard work from SQS until the queue is drained, write Parquet, report."""
+"""The worker loop: pull shard work from the run's own SQS queue until it is drained, write
+Parquet, report. A worker with no run (docker-compose's long-lived one) serves every run's queue
+in turn."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from scengrid import chaos, layout, s3io
+from botocore.exceptions import ClientError
+
+from scengrid import chaos, layout, s3io, work_queues
 from scengrid.aws import client
 from scengrid.errors import ModelFailure
 from scengrid.events import ShardDone, ShardFailed, publish
@@ -43,12 +47,19 @@ class Worker:
         self.sqs = client("sqs")
         self.report = WorkerReport()
         self._stop = False
-        self.max_receives = self._max_receive_count()
+        self._max_receives: dict[str, int] = {}
 
-    def _max_receive_count(self) -> int:
-        attrs = self.sqs.get_queue_attributes(QueueUrl=self.settings.work_queue_url, AttributeNames=["RedrivePolicy"])
-        policy = attrs.get("Attributes", {}).get("RedrivePolicy")
-        return int(json.loads(policy)["maxReceiveCount"]) if policy else 1
+    def max_receives(self, queue_url: str) -> int:
+        """The queue's maxReceiveCount: the delivery after which a failure is final."""
+        if queue_url not in self._max_receives:
+            attrs = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+            policy = attrs.get("Attributes", {}).get("RedrivePolicy")
+            self._max_receives[queue_url] = int(json.loads(policy)["maxReceiveCount"]) if policy else 1
+        return self._max_receives[queue_url]
+
+    def queues(self) -> list[str]:
+        """The run's queue; with no run, every run's queue that exists now."""
+        return [self.settings.work_queue_url] if self.settings.work_queue_url else work_queues.open_queues()
 
     def install_signal_handlers(self) -> None:
         """On SIGTERM (a Spot reclaim notice) take no more work; the current shard finishes."""
@@ -59,50 +70,73 @@ class Worker:
         self._stop = True
         self.report.stopped_by_signal = True
 
-    def _drained(self) -> bool:
-        attrs = self.sqs.get_queue_attributes(
-            QueueUrl=self.settings.work_queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
+    def _drained(self, queue_url: str) -> bool:
+        """Nothing visible and nothing in flight; a queue that is gone (its round ended) too."""
+        try:
+            attrs = self.sqs.get_queue_attributes(
+                QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+            )["Attributes"]
+        except ClientError as error:
+            if work_queues.is_gone(error):
+                return True
+            raise
         return int(attrs["ApproximateNumberOfMessages"]) == 0 and int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0
 
     def run(self) -> WorkerReport:
-        """Take shards until the queue was seen drained (nothing visible, nothing in flight) on
-        ``worker_idle_polls`` empty looks in a row: a shard in flight elsewhere may come back."""
+        """Take shards until the queues were seen drained (nothing visible, nothing in flight)
+        on ``worker_idle_polls`` empty looks in a row: a shard in flight elsewhere may come back.
+        A run's queue that is gone (the run was cancelled and its round ended) ends the loop."""
         idle = 0
         while not self._stop:
-            messages = self._receive()
+            queues = self.queues()
+            queue_url, messages = self._receive(queues)
             if not messages:
-                idle = idle + 1 if self._drained() else 0
+                idle = idle + 1 if all(self._drained(q) for q in queues) else 0
                 if idle >= self.settings.worker_idle_polls:
                     break
-                if self.settings.worker_poll_s < 1:  # a short poll: pause before the next look
-                    time.sleep(self.settings.worker_poll_s)
+                if self.settings.worker_poll_s < 1 or not queues:  # a short poll: pause before the next look
+                    time.sleep(min(self.settings.worker_poll_s, 1.0))
                 continue
             idle = 0
             for message in messages:
-                with VisibilityHeartbeat(
-                    self.sqs, self.settings.work_queue_url, message["ReceiptHandle"], self.settings.visibility_timeout_s
-                ):
-                    self.process(message)
+                with VisibilityHeartbeat(self.sqs, queue_url, message["ReceiptHandle"], self.settings.visibility_timeout_s):
+                    self.process(queue_url, message)
         return self.report
 
-    def _receive(self) -> list[dict[str, Any]]:
-        return self.sqs.receive_message(
-            QueueUrl=self.settings.work_queue_url,
-            MaxNumberOfMessages=1,
-            WaitTimeSeconds=int(self.settings.worker_poll_s),
-            VisibilityTimeout=self.settings.visibility_timeout_s,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
-        ).get("Messages", [])
+    def _receive(self, queues: list[str]) -> tuple[str, list[dict[str, Any]]]:
+        """One shard from the first of ``queues`` that has one (a long poll waits on the last)."""
+        for number, queue_url in enumerate(queues, start=1):
+            try:
+                messages = self.sqs.receive_message(
+                    QueueUrl=queue_url,
+                    MaxNumberOfMessages=1,
+                    WaitTimeSeconds=int(self.settings.worker_poll_s) if number == len(queues) else 0,
+                    VisibilityTimeout=self.settings.visibility_timeout_s,
+                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                ).get("Messages", [])
+            except ClientError as error:
+                if work_queues.is_gone(error):  # its round ended meanwhile
+                    continue
+                raise
+            if messages:
+                return queue_url, messages
+        return "", []
 
-    def process(self, message: dict[str, Any]) -> None:
+    def _delete(self, queue_url: str, receipt: str) -> None:
+        """Delete a handled message; if its queue is gone, its round ended and took it along."""
+        try:
+            self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
+        except ClientError as error:
+            if not work_queues.is_gone(error):
+                raise
+
+    def process(self, queue_url: str, message: dict[str, Any]) -> None:
         work = ShardWork.model_validate_json(message["Body"])
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         logger.append_keys(run_id=work.run_id, shard_id=work.shard_id)
         if self._cancelled(work.run_id):
             logger.info("run cancelled: shard dropped")
-            self.sqs.delete_message(QueueUrl=self.settings.work_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            self._delete(queue_url, message["ReceiptHandle"])
             return
         logger.info("shard started", extra={"attempt": attempt})
         started = time.perf_counter()
@@ -111,7 +145,7 @@ class Worker:
                 raise ModelFailure(f"shard {work.shard_id} is poisoned by SCENGRID_CHAOS_POISON_SHARDS")
             output = self.evaluator.evaluate(work)
         except Exception as exc:  # the model is user code: any failure fails the shard attempt
-            self._fail(work, attempt, exc, message["ReceiptHandle"])
+            self._fail(queue_url, work, attempt, exc, message["ReceiptHandle"])
             return
         evaluated = time.perf_counter() - started
         key = layout.shard_key(work.run_id, work.shard_id)
@@ -137,7 +171,7 @@ class Worker:
             service="worker",
         )
         # Only now is the output durable and announced: the message may go.
-        self.sqs.delete_message(QueueUrl=self.settings.work_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        self._delete(queue_url, message["ReceiptHandle"])
         self.report.done.append(work.shard_id)
         logger.info("shard done", extra={"rows": table.num_rows, "seconds": round(duration, 3)})
         self._emit_metrics(duration, table.num_rows, attempt, failed=False)
@@ -158,9 +192,9 @@ class Worker:
         run = read_run(run_id)
         return run is not None and run.status is Status.CANCELLED
 
-    def _fail(self, work: ShardWork, attempt: int, exc: Exception, receipt: str) -> None:
+    def _fail(self, queue_url: str, work: ShardWork, attempt: int, exc: Exception, receipt: str) -> None:
         error = f"{type(exc).__name__}: {exc}"
-        final = attempt >= self.max_receives
+        final = attempt >= self.max_receives(queue_url)
         logger.error("shard attempt failed", extra={"attempt": attempt, "final": final, "error": error})
         if final:
             publish(
@@ -181,6 +215,6 @@ class Worker:
         if final:
             # The failure is announced: the message may go. The dead-letter queue keeps only
             # shards whose worker died on every delivery, which no one could report.
-            self.sqs.delete_message(QueueUrl=self.settings.work_queue_url, ReceiptHandle=receipt)
+            self._delete(queue_url, receipt)
         else:  # visible again at once: the next receive retries it
-            self.sqs.change_message_visibility(QueueUrl=self.settings.work_queue_url, ReceiptHandle=receipt, VisibilityTimeout=0)
+            self.sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=0)

@@ -17,7 +17,9 @@ EXIT_SPOT_RECLAIM = 143  # 128 + SIGTERM: the job definition's retry strategy re
 
 def main() -> int:
     settings = get_settings()
-    settings.require("bucket", "event_bus", "work_queue_url")
+    settings.require("bucket", "event_bus")
+    if not settings.work_queue_url:  # a long-lived worker: it finds the runs' queues by their prefix
+        settings.require("work_queue_prefix")
     batch = BatchEnv()
     task_id = batch.job_id  # an array child's id is "<parent>:<index>"
     # a Batch job of a run has its run's id; a long-lived worker (docker-compose's `worker`

@@ -4,17 +4,19 @@ with ``source`` = ``scengrid.<service>`` and ``detail-type`` = the event's name.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scengrid import chaos
 from scengrid.aws import client
 from scengrid.settings import get_settings
 from scengrid.spec import RunSpec
+from scengrid.work import SHARE_PATTERN, share_identifier
 
 SOURCE_PREFIX = "scengrid."
 PUT_EVENTS_BATCH = 10
@@ -42,6 +44,18 @@ class ShardEvent(Event):
 class RunRequested(Event):
     detail_type: ClassVar[str] = "run-requested"
     spec: RunSpec
+    share: str = Field(
+        "", description="the fair-share identifier of the run's Batch jobs: the spec's share, else the run's own "
+        "(filled in from the run id when not given)"
+    )
+
+    @model_validator(mode="after")
+    def _fill_share(self) -> RunRequested:
+        if not self.share:
+            object.__setattr__(self, "share", share_identifier(self.run_id, self.spec.share))
+        if not re.fullmatch(SHARE_PATTERN, self.share):
+            raise ValueError(f"share {self.share!r} is not a fair-share identifier (1-255 letters and digits)")
+        return self
 
 
 class ShardWritten(ShardEvent):

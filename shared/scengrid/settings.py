@@ -24,7 +24,14 @@ class Settings(BaseSettings):
     runs_table: str = Field("", description="DynamoDB table of runs")
     shards_table: str = Field("", description="DynamoDB table of shards")
     event_bus: str = Field("", description="EventBridge bus name")
-    work_queue_url: str = Field("", description="SQS queue of shard work")
+    work_queue_url: str = Field(
+        "", description="the run's work queue, which a worker takes shards from (its Batch job sets it); empty: every "
+        "run's queue in turn (a long-lived worker, as docker-compose's)"
+    )
+    work_queue_prefix: str = Field("", description="name prefix of the runs' work queues (one per run and round)")
+    work_max_receives: int = Field(
+        3, ge=1, le=1000, description="deliveries of a shard's work message before it goes to the dead-letter queue"
+    )
     tracker_queue_url: str = Field("", description="SQS queue feeding the tracker")
     work_dead_letter_queue_url: str = Field("", description="dead-letter queue of the work queue (shards whose worker died on every delivery)")
     state_machine_arn: str = Field("", description="run state machine")

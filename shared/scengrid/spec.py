@@ -158,6 +158,12 @@ class RunSpec(_Strict):
         "auto", description="worker tasks evaluating shards, or auto: chosen by the sharder (scengrid.sizing)"
     )
     plan: PlanEstimate | None = Field(None, description="the prediction of scengrid plan, kept in the run's summary")
+    share: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,64}$")] | None = Field(
+        None,
+        description="the fair-share identifier the run's Batch jobs go under (letters and digits): runs that name the "
+        "same share divide that share's part of the capacity; without one, the run is a share of its own. The job "
+        "queue's scheduling policy weights some shares (README: Many runs at once)",
+    )
 
     _default_kind = field_validator("scenarios", mode="before")(_generated_by_default)
 

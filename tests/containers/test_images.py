@@ -126,7 +126,7 @@ def stack(emulator: str) -> dict[str, str]:
     aws("s3", emulator).create_bucket(Bucket=prefix)
     events, sqs, dynamodb = aws("events", emulator), aws("sqs", emulator), aws("dynamodb", emulator)
     events.create_event_bus(Name=prefix)
-    work = sqs.create_queue(QueueName=f"{prefix}-work")["QueueUrl"]
+    dead_letters = sqs.create_queue(QueueName=f"{prefix}-work-dlq")["QueueUrl"]
     tracker = sqs.create_queue(QueueName=f"{prefix}-tracker")["QueueUrl"]
     tracker_arn = sqs.get_queue_attributes(QueueUrl=tracker, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     rule = TEMPLATE["AllEventsRule"]["Properties"]  # every scengrid event to the tracker's queue
@@ -147,7 +147,8 @@ def stack(emulator: str) -> dict[str, str]:
         "SCENGRID_REGION": REGION,
         "SCENGRID_BUCKET": prefix,
         "SCENGRID_EVENT_BUS": prefix,
-        "SCENGRID_WORK_QUEUE_URL": work,
+        "SCENGRID_WORK_QUEUE_PREFIX": f"{prefix}_run_",  # the sharder makes each run's queue, the tracker ends it
+        "SCENGRID_WORK_DEAD_LETTER_QUEUE_URL": dead_letters,
         "SCENGRID_TRACKER_QUEUE_URL": tracker,
         "TRACKER_QUEUE_ARN": tracker_arn,
         **tables,
@@ -290,12 +291,18 @@ def test_a_run_goes_through_the_images_that_deploy(stack: dict[str, str]) -> Non
         print(f"API function: first answer {api.first_answer_s:.1f} s after its container started")
 
         job(sharder, batch_env(stack, "sharder", run_id, SCENGRID_RUN_SPEC=json.dumps(SPEC)))
-        job(worker, batch_env(stack, "worker", run_id, SCENGRID_WORKER_POLL_S="0.5", SCENGRID_WORKER_IDLE_POLLS="2"))
+        s3 = aws("s3", stack["SCENGRID_ENDPOINT_URL"])
+        groups = json.loads(s3.get_object(Bucket=stack["SCENGRID_BUCKET"], Key=f"runs/{run_id}/worker-groups.json")["Body"].read())
+        queue_url = groups[0]["queue_url"]  # the Map item hands the worker its run's queue
+        job(worker, batch_env(stack, "worker", run_id, SCENGRID_WORK_QUEUE_URL=queue_url,
+                              SCENGRID_WORKER_POLL_S="0.5", SCENGRID_WORKER_IDLE_POLLS="2"))
         # run-requested, 3 shard-written, 3 shard-done (at least: a duplicate delivery is allowed)
         assert feed_tracker(stack, events, tracker_name) >= 7
         collated = job(collator, batch_env(stack, "collator", run_id, SCENGRID_COLLATE_WAIT_S="30"))
         assert "Matplotlib" not in collated.stderr, collated.stderr[-2000:]  # no config or font cache to make
         assert feed_tracker(stack, events, tracker_name) >= 1  # all-done
+        remaining = aws("sqs", stack["SCENGRID_ENDPOINT_URL"]).list_queues(QueueNamePrefix=stack["SCENGRID_WORK_QUEUE_PREFIX"])
+        assert queue_url not in remaining.get("QueueUrls", []), "the tracker deletes the round's work queue at all-done"
 
         status, view = api_call(api, api_name, "GET", f"/runs/{run_id}")
         assert (status, view["status"], view["progress"]["shards_done"]) == (200, "COMPLETE", 3), view

@@ -93,6 +93,18 @@ def array_parent_after_child_failure() -> object:
 
 
 @probe
+def batch_share_identifier() -> object:
+    """SubmitJob's shareIdentifier is accepted and dropped: DescribeJobs shows none."""
+    with mock_aws():
+        batch, iam = boto3.client("batch", region_name=REGION), boto3.client("iam", region_name=REGION)
+        queue, definition = _batch_queue_and_definition(batch, iam, ["true"])
+        job = batch.submit_job(jobName="probe-job", jobQueue=queue, jobDefinition=definition, shareIdentifier="desk1",
+                               schedulingPriorityOverride=5)["jobId"]
+        described = batch.describe_jobs(jobs=[job])["jobs"][0]
+        return {"share": described.get("shareIdentifier"), "priority": described.get("schedulingPriority")}
+
+
+@probe
 def state_machine_definition_s3_location() -> object:
     """DefinitionS3Location and DefinitionSubstitutions are ignored: the definition is empty."""
     template = {"Resources": {"M": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
@@ -185,6 +197,8 @@ def cloudformation_skipped_resource_types() -> object:
         "Database": {"Type": "AWS::Glue::Database", "Properties": {"CatalogId": "123456789012", "DatabaseInput": {"Name": "d"}}},
         "Table": {"Type": "AWS::Glue::Table", "Properties": {"CatalogId": "123456789012", "DatabaseName": {"Ref": "Database"},
                   "TableInput": {"Name": "t", "TableType": "EXTERNAL_TABLE"}}},
+        "SchedulingPolicy": {"Type": "AWS::Batch::SchedulingPolicy", "Properties": {"Name": "p", "FairsharePolicy": {
+                             "ShareDecaySeconds": 600, "ComputeReservation": 25, "ShareDistribution": [{"ShareIdentifier": "a", "WeightFactor": 0.5}]}}},
     }}
     with mock_aws():
         cfn = boto3.client("cloudformation", region_name=REGION)

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
+from scengrid import work_queues
 from scengrid.aws import client
 from scengrid_cli.client import SigV4RequestAuth
 from scengrid_cli.local.api_user import write_profile
@@ -173,12 +174,13 @@ def footprint(stack) -> dict[str, int]:  # noqa: ANN001
         if attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0":
             break
         time.sleep(0.2)
-    work = sqs.get_queue_attributes(QueueUrl=settings.work_queue_url, AttributeNames=["All"])["Attributes"]
+    work = [sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"] for url in work_queues.open_queues()]
     return {
         "runs": client("dynamodb").scan(TableName=settings.runs_table, Select="COUNT")["Count"],
         "shards": client("dynamodb").scan(TableName=settings.shards_table, Select="COUNT")["Count"],
         "objects": client("s3").list_objects_v2(Bucket=settings.bucket).get("KeyCount", 0),
-        "work_messages": int(work["ApproximateNumberOfMessages"]) + int(work["ApproximateNumberOfMessagesNotVisible"]),
+        "work_queues": len(work),
+        "work_messages": sum(int(w["ApproximateNumberOfMessages"]) + int(w["ApproximateNumberOfMessagesNotVisible"]) for w in work),
         "executions": len(client("stepfunctions").list_executions(stateMachineArn=settings.state_machine_arn)["executions"]),
         "admissions": client("dynamodb").scan(TableName=settings.admission_table, Select="COUNT")["Count"],
     }

@@ -47,17 +47,17 @@ def test_every_setting_the_services_read_names_a_live_resource(local_stack) -> N
     }
     assert keys == {f"{ENV}-runs": ["run_id"], f"{ENV}-shards": ["run_id", "shard_id"]}
     assert client("events").describe_event_bus(Name=s.event_bus)["Name"] == f"{ENV}-bus"
-    for url, dlq, receives in ((s.work_queue_url, f"{ENV}-work-dlq", 3), (s.tracker_queue_url, f"{ENV}-tracker-dlq", 5)):
-        attrs = client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        redrive = json.loads(attrs["RedrivePolicy"])
-        assert redrive["deadLetterTargetArn"].endswith(f":{dlq}") and int(redrive["maxReceiveCount"]) == receives
+    attrs = client("sqs").get_queue_attributes(QueueUrl=s.tracker_queue_url, AttributeNames=["All"])["Attributes"]
+    redrive = json.loads(attrs["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"].endswith(f":{ENV}-tracker-dlq") and int(redrive["maxReceiveCount"]) == 5
+    assert s.work_dead_letter_queue_url.endswith(f"/{ENV}-work-dlq") and s.work_queue_prefix == f"{ENV}_run_"
     assert s.state_machine_arn.endswith(f":stateMachine:{ENV}-run")
 
 
 def test_the_state_machine_is_the_asl_with_the_stacks_resources(local_stack) -> None:  # noqa: ANN001
     s = local_stack.settings
     deployed = client("stepfunctions").describe_state_machine(stateMachineArn=s.state_machine_arn)["definition"]
-    queue = client("batch").describe_job_queues(jobQueues=[f"{ENV}-jobs"])["jobQueues"][0]
+    queue = client("batch").describe_job_queues(jobQueues=[f"{ENV}-shared-jobs"])["jobQueues"][0]
     definitions = {
         d["jobDefinitionName"]: d["jobDefinitionArn"]
         for d in client("batch").describe_job_definitions(status="ACTIVE")["jobDefinitions"]
@@ -78,7 +78,7 @@ def test_the_state_machine_is_the_asl_with_the_stacks_resources(local_stack) -> 
 
 def test_batch_is_spot_first_with_the_templates_job_definitions(local_stack) -> None:  # noqa: ANN001
     batch = client("batch")
-    queue = batch.describe_job_queues(jobQueues=[f"{ENV}-jobs"])["jobQueues"][0]
+    queue = batch.describe_job_queues(jobQueues=[f"{ENV}-shared-jobs"])["jobQueues"][0]
     order = sorted(queue["computeEnvironmentOrder"], key=lambda o: o["order"])
     environments = {e["computeEnvironmentArn"]: e for e in batch.describe_compute_environments()["computeEnvironments"]}
     assert [environments[o["computeEnvironment"]]["computeResources"]["type"] for o in order] == ["FARGATE_SPOT", "FARGATE"]

@@ -50,6 +50,32 @@ def test_hole_array_parent_never_fails(plain_moto: dict) -> None:
     assert seen["children"] == ["FAILED", "FAILED"] and seen["parent"] not in ("FAILED", "SUCCEEDED")
 
 
+def test_hole_batch_share_identifier_is_dropped(plain_moto: dict) -> None:
+    assert plain_moto["batch_share_identifier"] == {"share": None, "priority": None}
+
+
+def test_jobs_keep_the_share_they_were_submitted_under(local_stack) -> None:  # noqa: ANN001
+    """The job and its array children: DescribeJobs shows the share, and the local runner ran
+    the children under it (they held slots of that share, by the sharing rule)."""
+    batch = client("batch")
+    queue = batch.describe_job_queues()["jobQueues"][0]["jobQueueArn"]
+    definition = batch.register_job_definition(
+        jobDefinitionName="share-probe", type="container", platformCapabilities=["FARGATE"],
+        containerProperties={"image": "local", "command": ["python", "-c", "import time; time.sleep(1)"],
+                             "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}]},
+    )["jobDefinitionArn"]
+    parent = batch.submit_job(jobName="share-probe", jobQueue=queue, jobDefinition=definition, shareIdentifier="desk1",
+                              arrayProperties={"size": 2})["jobId"]
+    seen: set[str] = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and batch.describe_jobs(jobs=[parent])["jobs"][0]["status"] not in ("SUCCEEDED", "FAILED"):
+        seen |= set(local_stack.runner.sharing.running())
+        time.sleep(0.1)
+    jobs = batch.describe_jobs(jobs=[parent, f"{parent}:0", f"{parent}:1"])["jobs"]
+    assert [j.get("shareIdentifier") for j in jobs] == ["desk1"] * 3 and jobs[0]["status"] == "SUCCEEDED"
+    assert seen == {"desk1"}
+
+
 def test_hole_definition_s3_location_is_dropped(plain_moto: dict) -> None:
     assert plain_moto["state_machine_definition_s3_location"]["definition"] == ""
 

@@ -40,7 +40,7 @@ def job(name: str, status: str = "SUCCEEDED", attempts: list[dict[str, Any]] | N
         "JobId": f"{name}-0000",
         "JobName": name,
         "JobArn": f"arn:aws:batch:us-east-1:123456789012:job/{name}-0000",
-        "JobQueue": "arn:aws:batch:us-east-1:123456789012:job-queue/scengrid-jobs",
+        "JobQueue": "arn:aws:batch:us-east-1:123456789012:job-queue/scengrid-shared-jobs",
         "Status": status,
         "Attempts": attempts if attempts is not None else [{"Container": {"ExitCode": 0}, "StatusReason": "Essential container in task exited"}],
         **extra,
@@ -104,7 +104,8 @@ def start(
     execution the run-requested rule would start, on the mocked test case."""
     run_id = f"sm-{test_case.lower()}-{uuid.uuid4().hex[:8]}"
     spec = RunSpec(scenarios=GeneratedScenarios(count=scenarios, seed=1), shard_size=shard_size, workers=workers)
-    plan = plan_shards(run_id, spec, sizing.choose(spec, load_model(spec.model.name, spec.model.params), "aws"))
+    chosen = sizing.choose(spec, load_model(spec.model.name, spec.model.params), "aws")
+    plan = plan_shards(run_id, spec, chosen, queue_url=f"https://sqs.us-east-1.amazonaws.com/123456789012/scengrid_run_{run_id}_r1")
     s3io.put_json(layout.worker_groups_key(run_id), [g.model_dump() for g in plan.groups])
     requested = RunRequested(run_id=run_id, spec=spec)
     apply_event(requested, RunStore())

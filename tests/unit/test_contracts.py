@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ from scengrid.errors import UnknownModel
 from scengrid.events import EVENT_TYPES, ShardDone, entry_for, parse_envelope
 from scengrid.models import available_models, load_model
 from scengrid_cli.schemas import stale_schemas
-from scengrid.work import MAX_ARRAY_CHILDREN, plan_worker_groups
+from scengrid.work import MAX_ARRAY_CHILDREN, plan_worker_groups, share_identifier, work_queue_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,10 +36,24 @@ def test_foreign_events_are_rejected() -> None:
 
 
 def test_worker_groups_respect_the_array_job_limit() -> None:
-    groups = plan_worker_groups("r", workers=25_001, shards=30_000)
+    groups = plan_worker_groups("r", workers=25_001, shards=30_000, queue_url="q", share="runr")
     assert [g.size for g in groups] == [8334, 8334, 8333]
     assert all(g.size <= MAX_ARRAY_CHILDREN for g in groups)
-    assert plan_worker_groups("r", workers=8, shards=3)[0].size == 3
+    assert {(g.queue_url, g.share) for g in groups} == {("q", "runr")}
+    assert plan_worker_groups("r", workers=8, shards=3, queue_url="q", share="runr")[0].size == 3
+
+
+def test_a_runs_work_queue_is_named_for_its_run_and_round_within_sqs_rules() -> None:
+    assert work_queue_name("scengrid_run_", "20261130-043100-abcdef12", 2) == "scengrid_run_20261130-043100-abcdef12_r2"
+    # a caller's run id may hold characters SQS refuses, and be longer than a queue name may be
+    odd = work_queue_name("scengrid_run_", "desk.a:" + "x" * 64, 1)
+    assert len(odd) == 80 and re.fullmatch(r"[A-Za-z0-9_-]+", odd) and odd.startswith("scengrid_run_desk-a-x")
+    assert odd != work_queue_name("scengrid_run_", "desk.a:" + "x" * 63 + "y", 1)  # told apart by the digest
+
+
+def test_a_run_without_a_share_is_a_share_of_its_own() -> None:
+    assert share_identifier("20261130-043100-abcdef12", None) == "run20261130043100abcdef12"
+    assert share_identifier("20261130-043100-abcdef12", "desk7") == "desk7"
 
 
 def test_models_are_found_by_name_only() -> None:

@@ -318,8 +318,8 @@ POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERT
 # the tables the code reads beyond them (the worker checks for cancellation, the sharder
 # reads the shards of earlier rounds, the tracker writes both tables).
 NEEDS = {
-    "SharderJobDefinition": {"bucket", "event_bus", "work_queue_url", "shards_table"},
-    "WorkerJobDefinition": {"bucket", "event_bus", "work_queue_url", "runs_table"},
+    "SharderJobDefinition": {"bucket", "event_bus", "work_queue_prefix", "work_dead_letter_queue_url", "shards_table"},
+    "WorkerJobDefinition": {"bucket", "event_bus", "runs_table"},  # its run's queue comes with the Map item
     "CollatorJobDefinition": {"bucket", "event_bus", "runs_table", "shards_table"},
 }
 
@@ -335,7 +335,7 @@ def test_job_environment_gives_the_settings_the_service_needs(job: str) -> None:
 
 
 @pytest.mark.parametrize(("function", "service", "needs"), [
-    ("TrackerFunction", "scengrid-tracker", {"runs_table", "shards_table"}),
+    ("TrackerFunction", "scengrid-tracker", {"runs_table", "shards_table", "work_queue_prefix"}),
     ("InferenceFunction", "scengrid-inference", {"bucket"}),
 ])
 def test_function_environment_gives_powertools_and_settings(function: str, service: str, needs: set[str]) -> None:
@@ -347,7 +347,7 @@ def test_function_environment_gives_powertools_and_settings(function: str, servi
 
 def test_outputs_the_local_runtime_maps_are_kept() -> None:
     outputs = set(template()["Outputs"])
-    assert {"BucketName", "RunsTableName", "ShardsTableName", "EventBusName", "WorkQueueUrl", "TrackerQueueUrl", "StateMachineArn"} <= outputs
+    assert {"BucketName", "RunsTableName", "ShardsTableName", "EventBusName", "WorkQueuePrefix", "TrackerQueueUrl", "StateMachineArn"} <= outputs
 
 
 def test_the_deploy_doc_says_why_each_resource_is_there() -> None:

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from scengrid_cli.local.fair_share import FairShareSlots
 from scengrid_cli.local.forked_jobs import JobForker, module_of
 from scengrid_cli.local.moto_gaps import LocalJob
 
@@ -153,10 +154,11 @@ class LocalBatchRunner:
     interrupter: Interrupter | None = None
     forker: JobForker | None = None  # for the default launcher: local processes
     launcher: Launcher | None = None
+    weights: dict[str, float] = field(default_factory=dict)  # the job queue's fair-share weights
     outcomes: list[JobOutcome] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._slots = threading.BoundedSemaphore(max(1, self.slots))
+        self.sharing = FairShareSlots(self.slots, self.weights)
         self._lock = threading.Lock()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if self.launcher is None:
@@ -178,7 +180,7 @@ class LocalBatchRunner:
 
     def _run_attempt(self, job: LocalJob, number: int, log: Path) -> Attempt:
         assert self.launcher is not None
-        with self._slots:
+        with self.sharing.slot(job.share):
             job.on_start()
             env = {**self.host_env, **job.environment, "AWS_BATCH_JOB_ATTEMPT": str(number)}
             with log.open("ab") as out:

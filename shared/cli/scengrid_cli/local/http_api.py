@@ -89,6 +89,9 @@ class LocalApi(LoopbackServer):
         self.port = port or free_port()
         self._handler: Callable[[dict[str, Any], Any], dict[str, Any]] = load_handler(API_HANDLER)
         self._predict: Callable[[dict[str, Any], Any], dict[str, Any]] = load_handler(PREDICT_HANDLER)
+        # One invocation at a time per function, as one Lambda execution environment serves one
+        # request at a time (the handlers keep per-request state: the resolver's context).
+        self._environments = {"scengrid-api": threading.Lock(), "scengrid-inference": threading.Lock()}
         self._server = ThreadingHTTPServer((host, self.port), self._request_handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="scengrid-api", daemon=True)
 
@@ -114,7 +117,8 @@ class LocalApi(LoopbackServer):
         predict = event["path"] == PREDICT_PATH and method == "POST"
         handler, function = (self._predict, "scengrid-inference") if predict else (self._handler, "scengrid-api")
         try:
-            response = handler(event, LambdaContext(function_name=function, aws_request_id=event["requestContext"]["requestId"]))
+            with self._environments[function]:
+                response = handler(event, LambdaContext(function_name=function, aws_request_id=event["requestContext"]["requestId"]))
         except Exception:  # a crashed Lambda: API Gateway answers 502, and so do we
             traceback.print_exc()
             return 502, JSON, json.dumps({"message": "Internal server error"}).encode()

@@ -30,9 +30,10 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
    use, and named in a copy of the template.
 9. ``unmodelled_resource_types``: moto's CloudFormation skips some resource types without
    failing (bucket and queue policies, API Gateway stages, models, request validators, the
-   account setting, and the Glue database and table of the Athena results). Provisioning
-   accepts a skipped resource only if its type is in ``UNMODELLED_RESOURCE_TYPES``, none of
-   which the local runtime uses.
+   account setting, the Glue database and table of the Athena results, and the Batch
+   scheduling policy). Provisioning accepts a skipped resource only if its type is in
+   ``UNMODELLED_RESOURCE_TYPES``: none of them is used locally, except the scheduling
+   policy, whose weights the local runner reads from the template (18).
 10. ``sfn_mock_config``: moto ships Step Functions Local's mocked-integration machinery but
    its MockConfigFile loader is stubbed out and executions never receive a test case.
    ``use_sfn_mock_config`` loads a MockConfigFile (the AWS format); an execution started on
@@ -69,6 +70,11 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
    Step Functions puts none. The emulator's executions now put them, with AWS's detail
    fields, so that the template's own rule routes them (to the tracker, which records each
    run's execution ARN, by which a cancel stops the execution).
+18. ``batch_share_identifier``: moto's SubmitJob drops ``shareIdentifier`` (and
+   ``schedulingPriorityOverride``), DescribeJobs shows neither, and its CloudFormation skips the
+   fair-share ``AWS::Batch::SchedulingPolicy`` (see 9). A job now keeps the share it was
+   submitted under, array children their parent's, and DescribeJobs shows it; the local
+   runner shares the cores between shares by the template's policy (local/fair_share.py).
 """
 
 from __future__ import annotations
@@ -108,6 +114,7 @@ class LocalJob:
     image: str = ""  # the job definition's (a container launcher runs it)
     vcpus: float | None = None  # the job's VCPU and MEMORY (MiB) resource requirements
     memory_mib: int | None = None
+    share: str = ""  # the fair-share identifier it was submitted under (18)
 
 
 _runner: JobRunner | None = None
@@ -203,6 +210,7 @@ def _patch_batch_jobs_as_processes() -> None:
                 image=self._get_container_property("image", ""),
                 vcpus=_resource(self, "VCPU"),
                 memory_mib=int(memory) if (memory := _resource(self, "MEMORY")) else None,
+                share=getattr(self, "share_identifier", None) or "",
             )
             self.status = JobStatus.RUNNABLE
             assert _runner is not None, "moto_gaps.install() sets the job runner"
@@ -274,6 +282,43 @@ def _patch_job_description() -> None:
             described["container"]["exitCode"] = self.exit_code
         return described
 
+    Job.describe = describe
+
+
+# ---------------------------------------------------------------- 18. batch_share_identifier
+_submitting = threading.local()  # the SubmitJob request being served, in its server thread
+
+
+def _patch_batch_share_identifier() -> None:
+    from moto.batch.models import Job
+    from moto.batch.responses import BatchResponse
+
+    original_submit, original_init, original_describe = BatchResponse.submitjob, Job.__init__, Job.describe
+
+    def submitjob(self: BatchResponse) -> str:
+        # SubmitJob builds the job and its array children in this thread, before any of them runs
+        _submitting.share = self._get_param("shareIdentifier")
+        _submitting.priority = self._get_param("schedulingPriorityOverride")
+        try:
+            return original_submit(self)
+        finally:
+            _submitting.share = _submitting.priority = None
+
+    def init(self: Job, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.share_identifier = getattr(_submitting, "share", None)
+        self.scheduling_priority = getattr(_submitting, "priority", None)
+
+    def describe(self: Job) -> dict[str, Any]:
+        described = original_describe(self)
+        if getattr(self, "share_identifier", None):
+            described["shareIdentifier"] = self.share_identifier
+        if getattr(self, "scheduling_priority", None) is not None:
+            described["schedulingPriority"] = self.scheduling_priority
+        return described
+
+    BatchResponse.submitjob = submitjob
+    Job.__init__ = init
     Job.describe = describe
 
 
@@ -385,6 +430,7 @@ UNMODELLED_RESOURCE_TYPES = frozenset(
         "AWS::ApiGateway::Stage",
         "AWS::Glue::Database",  # results as SQL: Athena on AWS, DuckDB locally (scengrid results --sql)
         "AWS::Glue::Table",
+        "AWS::Batch::SchedulingPolicy",  # the local runner applies its weights itself (18)
     }
 )
 
@@ -679,7 +725,7 @@ def _patch_execution_status_events() -> None:
 
 
 def install(runner: JobRunner) -> None:
-    """Apply the in-process patches (1–3, 11, 13–17) once; ``runner`` runs each Batch job."""
+    """Apply the in-process patches (1–3, 11, 13–18) once; ``runner`` runs each Batch job."""
     global _installed, _runner
     with _install_lock:
         _runner = runner
@@ -688,6 +734,7 @@ def install(runner: JobRunner) -> None:
         _patch_batch_parameter_casing()
         _patch_batch_jobs_as_processes()
         _patch_job_description()
+        _patch_batch_share_identifier()
         _patch_distributed_map_failure_threshold()
         _patch_sync_task_wake_up()
         _patch_server_routing()

@@ -20,6 +20,7 @@ from scengrid_cli.local.moto_gaps import (
     use_batch_service_linked_role,
 )
 from scengrid.settings import Settings
+from scengrid_cli.local.fair_share import weights_of_policy
 
 INFRA_DIR = Path(__file__).resolve().parents[4] / "infra"
 TEMPLATE = INFRA_DIR / "template.yaml"
@@ -31,7 +32,7 @@ _OUTPUT_TO_SETTING = {
     "IdempotencyTableName": "idempotency_table",
     "AdmissionTableName": "admission_table",
     "EventBusName": "event_bus",
-    "WorkQueueUrl": "work_queue_url",
+    "WorkQueuePrefix": "work_queue_prefix",
     "TrackerQueueUrl": "tracker_queue_url",
     "WorkDeadLetterQueueUrl": "work_dead_letter_queue_url",
     "StateMachineArn": "state_machine_arn",
@@ -40,6 +41,11 @@ _OUTPUT_TO_SETTING = {
 
 class ProvisioningError(RuntimeError):
     pass
+
+
+def share_weights() -> dict[str, float]:
+    """The fair-share weights of the template's job queue, which the local job runner applies."""
+    return weights_of_policy(load_template(TEMPLATE))
 
 
 def provision(stack_name: str, endpoint_url: str, region: str, set_execution: Callable[[bool], None]) -> Settings:
@@ -107,9 +113,8 @@ def verify_resources(settings: Settings) -> None:
     check("shards table", lambda: client("dynamodb").describe_table(TableName=settings.shards_table))
     check("admission table", lambda: client("dynamodb").describe_table(TableName=settings.admission_table))
     check("event bus", lambda: client("events").describe_event_bus(Name=settings.event_bus))
-    for name in ("work_queue_url", "tracker_queue_url"):
-        url = getattr(settings, name)
-        check(name, lambda url=url: _require_redrive(url))
+    check("tracker_queue_url", lambda: _require_redrive(settings.tracker_queue_url))
+    check("work_dead_letter_queue_url", lambda: client("sqs").get_queue_attributes(QueueUrl=settings.work_dead_letter_queue_url))
     check("state machine", lambda: _require_definition(settings.state_machine_arn))
     rules = client("events").list_rules(EventBusName=settings.event_bus)["Rules"]
     if len(rules) < 2:

@@ -22,7 +22,7 @@ from scengrid_cli.local.http_api import LocalApi
 from scengrid_cli.local.inference import LocalInference
 from scengrid_cli.local.moto_gaps import install, retarget_state_machine_rules
 from scengrid_cli.local.pollers import QueuePoller, dead_letter_poller, launch_poller, tracker_poller
-from scengrid_cli.local.provision import provision
+from scengrid_cli.local.provision import provision, share_weights
 from scengrid_cli.local.sigv4 import Caller
 from scengrid.chaos import LOG_NAME
 from scengrid.settings import Settings, cpu_count, use_settings
@@ -153,6 +153,7 @@ class LocalStack:
             self.work_dir / "jobs",
             forker=forker,
             launcher=self._container_launcher() if self.containers else None,
+            weights=share_weights(),
         )
         install(self.runner)
         self._pollers = start_pollers(self.settings, launch_url, self.execute_runs)

@@ -24,6 +24,7 @@ from scengrid_cli.local.forked_jobs import JobForker
 from scengrid_cli.local.http_api import LocalApi
 from scengrid_cli.local.moto_gaps import install
 from scengrid_cli.local.pollers import dead_letter_poller, launch_poller, tracker_poller
+from scengrid_cli.local.provision import share_weights
 from scengrid_cli.local.stack import (
     LOCAL_VISIBILITY_TIMEOUT_S,
     REGION,
@@ -66,7 +67,9 @@ def serve_emulator(host: str, port: int, work_dir: Path) -> None:
     job_env = job_environment(
         Settings(endpoint_url=emulator.url, region=REGION, visibility_timeout_s=LOCAL_VISIBILITY_TIMEOUT_S)
     )
-    runner = LocalBatchRunner(cpu_count(), job_env, work_dir / "jobs", forker=JobForker(dict(os.environ)))
+    runner = LocalBatchRunner(
+        cpu_count(), job_env, work_dir / "jobs", forker=JobForker(dict(os.environ)), weights=share_weights()
+    )
     install(runner)
     print(f"emulator on {host}:{port}; Batch job logs in {work_dir / 'jobs'}", flush=True)
     _wait_for_stop()
