@@ -46,6 +46,7 @@ bench: venv ## benchmarks (JSON on stdout); syncs the bench group (Dask, Ray, Li
 	$(UV) run --frozen --group bench python tests/bench/bench_kernel.py
 	$(UV) run --frozen --group bench python tests/bench/bench_pipeline.py --json
 	$(UV) run --frozen --group bench python tests/bench/bench_inference.py
+	$(UV) run --frozen --group bench python tests/bench/bench_concurrency.py
 
 model: venv ## train the PD model into build/models/ (LARGE=1: the >= 100 MB variant, pd-large.onnx)
 	$(RUN) python -m scengrid_cli.training.train --out build/models $(if $(LARGE),--large,)
