@@ -15,6 +15,8 @@ from scengrid.risk import PartialEstimate, batch_means
 from scengrid.settings import get_settings
 from scengrid.status import FINAL, RunRecord, ShardRecord, Status, page_runs, read_run, read_shards
 
+from services.tracker.admission import AdmissionStore
+
 PRESIGNED_TTL_S = 3600
 
 
@@ -84,7 +86,16 @@ def get_run(run_id: str) -> RunRecord:
 
 
 def run_view(run_id: str) -> RunView:
-    return run_view_of(get_run(run_id))
+    """The run as the tracker has it; a run the API accepted that the tracker has not recorded
+    yet (its run-requested is on its way) is PENDING, from its admission ticket, not a 404."""
+    record = read_run(run_id)
+    if record is None:
+        settings = get_settings()
+        ticket = AdmissionStore(settings.admission_table).ticket(run_id) if settings.admission_table else None
+        if ticket is None:
+            raise RunNotFound(run_id)
+        record = RunRecord(run_id=run_id, round=ticket.round, scenarios=ticket.scenarios, created_at=ticket.admitted_at.isoformat())
+    return run_view_of(record)
 
 
 def list_runs(limit: int, next_token: str | None) -> tuple[list[RunView], str | None]:

@@ -147,3 +147,23 @@ def test_runs_are_listed_a_page_at_a_time(api: SignedApi) -> None:
     assert len(first["runs"]) == 2 and first["next_token"]
     second = api.call("GET", f"/runs?limit=2&next_token={first['next_token']}").json()
     assert {r["run_id"] for r in first["runs"]}.isdisjoint({r["run_id"] for r in second["runs"]})
+
+
+def test_a_run_accepted_but_not_yet_recorded_is_pending_not_missing(api: SignedApi, local_stack) -> None:  # noqa: ANN001
+    """Between the 202 and the tracker's record of run-requested, the run's admission ticket
+    answers for it: GET /runs/{id} says PENDING, with its round and size."""
+    from datetime import datetime, timezone
+
+    from services.tracker.admission import AdmissionStore, Ticket
+
+    run_id = f"accepted-{uuid.uuid4().hex[:8]}"
+    assert api.call("GET", f"/runs/{run_id}").status_code == 404
+    store = AdmissionStore(local_stack.settings.admission_table)
+    ticket = Ticket(run_id=run_id, round=1, scenarios=12_345, admitted_at=datetime.now(timezone.utc))
+    assert store.admit(ticket, max_runs=1_000, max_scenarios=10**12)
+    try:
+        view = api.call("GET", f"/runs/{run_id}").json()
+        assert (view["status"], view["round"], view["scenarios"], view["progress"]["shards_done"]) == ("PENDING", 1, 12_345, 0)
+    finally:
+        store.release(ticket)
+    assert api.call("GET", f"/runs/{run_id}").status_code == 404
