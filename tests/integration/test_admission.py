@@ -3,11 +3,8 @@ take the last slot), given back exactly once when a run ends whatever the duplic
 again by a retry round, never kept by a request that failed after its admission, and a stale
 ticket of a request that died half-way is given back at the next refusal.
 
-The emulator's DynamoDB is not atomic under concurrent requests: moto checks a transaction's
-conditions and applies its writes without a lock, and a cancelled one puts back a copy of each
-table it touched, taken when it began. DynamoDB's transactions are serializable; the
-concurrency test gives the emulator that property for its duration (``serializable_transactions``)
-so that it checks the admission logic, not moto's locking."""
+The emulator's DynamoDB writes one request at a time (moto_gaps 19), as DynamoDB's
+transactions are serializable; tests/integration/test_moto_gaps.py shows the hole."""
 
 from __future__ import annotations
 
@@ -19,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from moto.dynamodb.models import DynamoDBBackend
 
 from scengrid.aws import client
 from scengrid.errors import Conflict, OverLimit
@@ -52,20 +48,6 @@ def table(local_stack) -> Iterator[str]:  # noqa: ANN001
     dynamodb.delete_table(TableName=name)
 
 
-@pytest.fixture
-def serializable_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One transaction at a time in the emulator (it runs in this process), as DynamoDB
-    serializes the transactions that touch an item."""
-    lock = threading.Lock()
-    original = DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self, transact_items):  # noqa: ANN001, ANN202
-        with lock:
-            return original(self, transact_items)
-
-    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", transact_write_items)
-
-
 def limits(local_stack, table: str, **values: int) -> Settings:  # noqa: ANN001
     return local_stack.settings.model_copy(update={"admission_table": table, **values})
 
@@ -88,7 +70,7 @@ def try_admit(store: AdmissionStore, settings: Settings, scenarios: int) -> Over
     ids=["active runs", "scenarios in flight"],
 )
 def test_concurrent_submissions_never_take_more_than_the_limit(
-    local_stack, table: str, serializable_transactions: None, values: dict[str, int], scenarios: int,  # noqa: ANN001
+    local_stack, table: str, values: dict[str, int], scenarios: int,  # noqa: ANN001
     admitted_runs: int, limit: str,
 ) -> None:
     settings = limits(local_stack, table, **values)

@@ -339,3 +339,65 @@ def test_executions_put_aws_status_changes_on_the_default_bus(local_stack, asl: 
     assert running["detail"]["stopDate"] is None and running["detail"]["output"] is None
     assert ended["detail"]["stopDate"] >= ended["detail"]["startDate"]
     assert ended["detail"]["output"] == ('{"ok":1}' if end == "SUCCEEDED" else None)
+
+
+def test_hole_dynamodb_writes_take_no_lock() -> None:
+    source = moto_source("moto.dynamodb.models")
+    assert "Lock(" not in source and "def transact_write_items" in source
+    assert "original_table_state[table_name] = copy.deepcopy(" in source  # each table a transaction touches, copied whole
+
+
+def test_the_emulators_dynamodb_writes_one_request_at_a_time(local_stack) -> None:  # noqa: ANN001
+    """16 concurrent conditional increments of one counter, bounded at 5: exactly 5 succeed,
+    trial after trial, and the counter says 5."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    dynamodb = client("dynamodb")
+    table = f"serial-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+
+    def take(trial: int) -> bool:
+        try:
+            dynamodb.transact_write_items(TransactItems=[{"Update": {
+                "TableName": table, "Key": {"pk": {"S": f"t{trial}"}}, "UpdateExpression": "ADD n :one",
+                "ConditionExpression": "attribute_not_exists(n) OR n < :max",
+                "ExpressionAttributeValues": {":one": {"N": "1"}, ":max": {"N": "5"}},
+            }}])
+            return True
+        except dynamodb.exceptions.TransactionCanceledException:
+            return False
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            for trial in range(5):
+                taken = sum(pool.map(lambda _: take(trial), range(16)))
+                item = dynamodb.get_item(TableName=table, Key={"pk": {"S": f"t{trial}"}}, ConsistentRead=True)["Item"]
+                assert (taken, item["n"]["N"]) == (5, "5"), trial
+    finally:
+        dynamodb.delete_table(TableName=table)
+
+
+def test_a_cancelled_transaction_leaves_every_item_as_it_was(local_stack) -> None:  # noqa: ANN001
+    """Items it put, replaced or updated before the failing condition are put back; the table's
+    other items, written meanwhile by no one, are untouched."""
+    dynamodb = client("dynamodb")
+    table = f"rollback-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    try:
+        for pk, n in (("replaced", "1"), ("updated", "1"), ("guard", "9"), ("bystander", "4")):
+            dynamodb.put_item(TableName=table, Item={"pk": {"S": pk}, "n": {"N": n}})
+        with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+            dynamodb.transact_write_items(TransactItems=[
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "new"}, "n": {"N": "1"}}}},
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "replaced"}, "n": {"N": "2"}}}},
+                {"Update": {"TableName": table, "Key": {"pk": {"S": "updated"}}, "UpdateExpression": "ADD n :one",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+                {"Update": {"TableName": table, "Key": {"pk": {"S": "guard"}}, "UpdateExpression": "ADD n :one",
+                            "ConditionExpression": "n < :max", "ExpressionAttributeValues": {":one": {"N": "1"}, ":max": {"N": "5"}}}},
+            ])
+        items = {i["pk"]["S"]: i["n"]["N"] for i in dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]}
+        assert items == {"replaced": "1", "updated": "1", "guard": "9", "bystander": "4"}
+    finally:
+        dynamodb.delete_table(TableName=table)

@@ -75,6 +75,16 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
    fair-share ``AWS::Batch::SchedulingPolicy`` (see 9). A job now keeps the share it was
    submitted under, array children their parent's, and DescribeJobs shows it; the local
    runner shares the cores between shares by the template's policy (local/fair_share.py).
+19. ``dynamodb_serial_writes``: moto's DynamoDB takes no lock. A conditional write checks
+   its condition and then writes, and a transaction checks its conditions, applies its writes
+   and, when cancelled, puts back a copy of each table taken when it began: concurrent
+   requests (the server answers each on its own thread) interleave, so two admissions can
+   both take the last slot, and a cancelled transaction can undo another's write. DynamoDB
+   makes each item write atomic and transactions serializable; here every write operation
+   (put, update, delete, batch write, transaction) holds one lock. And moto's transaction
+   deep-copies every table it touches before it starts (the runs and shards tables, whole,
+   for each tracker event: a cost that grows with every run kept). A transaction now keeps
+   a copy of the items it writes only, and puts those back when it is cancelled.
 """
 
 from __future__ import annotations
@@ -663,6 +673,79 @@ def _patch_event_template_paths() -> None:
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)  # compiled paths are reusable
 
 
+# ---------------------------------------------------------------- 19. dynamodb_serial_writes
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items")
+_dynamodb_writing = threading.RLock()
+
+
+class _TablesKeptInPlace:
+    """Stands in for the ``copy`` module in moto's DynamoDB models: a table is not copied (the
+    transaction keeps its items instead); anything else is, as before."""
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+def _written_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], Any]]:
+    """(table, key, the item's attributes now or None) of each item the transaction writes."""
+    kept: dict[tuple[str, str], tuple[str, dict[str, Any], Any]] = {}
+    for entry in transact_items:
+        for kind, op in entry.items():
+            table = backend.tables.get(op.get("TableName")) if isinstance(op, dict) else None
+            if kind == "ConditionCheck" or table is None:
+                continue
+            attrs = op.get("Item" if kind == "Put" else "Key") or {}
+            key = {k: attrs[k] for k in (table.hash_key_attr, table.range_key_attr) if k and k in attrs}
+            try:
+                current = backend.get_item(op["TableName"], key)
+            except Exception:  # noqa: BLE001 - a malformed key: the transaction refuses it before any write
+                continue
+            attributes = copy.deepcopy(current.to_json()["Attributes"]) if current is not None else None
+            kept.setdefault((op["TableName"], json.dumps(key, sort_keys=True)), (op["TableName"], key, attributes))
+    return list(kept.values())
+
+
+def _patch_dynamodb_serial_writes() -> None:
+    from moto.dynamodb import models
+    from moto.dynamodb.models import DynamoDBBackend
+
+    models.copy = _TablesKeptInPlace()
+    transact = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        before = _written_items(self, transact_items)
+        try:
+            transact(self, transact_items)
+        except Exception:
+            for table, key, attributes in before:  # cancelled: what it wrote is put back
+                if table not in self.tables:
+                    continue
+                if attributes is not None:
+                    self.put_item(table, attributes)
+                elif self.get_item(table, key) is not None:
+                    self.delete_item(table, key)
+            raise
+
+    DynamoDBBackend.transact_write_items = transact_write_items
+
+    def serial(write: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(write)
+        def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+            with _dynamodb_writing:
+                return write(*args, **kwargs)
+
+        return one_at_a_time
+
+    for name in _DYNAMODB_WRITES:
+        setattr(DynamoDBBackend, name, serial(getattr(DynamoDBBackend, name)))
+
+
 # ---------------------------------------------------------------- 17. execution_status_events
 def _epoch_ms(when: Any) -> int | None:
     return None if when is None else int(when.timestamp() * 1000)
@@ -725,7 +808,7 @@ def _patch_execution_status_events() -> None:
 
 
 def install(runner: JobRunner) -> None:
-    """Apply the in-process patches (1–3, 11, 13–18) once; ``runner`` runs each Batch job."""
+    """Apply the in-process patches (1–3, 11, 13–19) once; ``runner`` runs each Batch job."""
     global _installed, _runner
     with _install_lock:
         _runner = runner
@@ -740,5 +823,6 @@ def install(runner: JobRunner) -> None:
         _patch_server_routing()
         _patch_event_template_paths()
         _patch_execution_status_events()
+        _patch_dynamodb_serial_writes()
         _warm_up()
         _installed = True
