@@ -96,18 +96,22 @@ def check(run_id: str, spec: RunSpec, record: Any) -> tuple[dict[str, Any], list
 
 
 class Poller:
-    """GET /runs/{id} round the runs at ``rps`` requests per second, from 4 threads."""
+    """GET /runs/{id} round the runs at ``rps`` requests per second: each of ``THREADS`` threads
+    keeps its own schedule, so that a slow answer delays only its own thread's next request
+    (the rate offered holds while answers take up to THREADS / rps seconds)."""
+
+    THREADS = 16
 
     def __init__(self, stack: LocalStack, run_ids: list[str], rps: float) -> None:
         self.stack, self.run_ids, self.rps = stack, run_ids, rps
         self.latencies: list[float] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._poll, args=(n,), daemon=True) for n in range(4)]
+        self._threads = [threading.Thread(target=self._poll, args=(n,), daemon=True) for n in range(self.THREADS)]
 
     def _poll(self, n: int) -> None:
         api = self.stack.api_client()
-        period, next_at, i = 4 / self.rps, time.monotonic() + n / self.rps, n
+        period, next_at, i = self.THREADS / self.rps, time.monotonic() + n / self.rps, n
         while not self._stop.is_set():
             time.sleep(max(0.0, next_at - time.monotonic()))
             next_at += period
@@ -119,7 +123,7 @@ class Poller:
             except Exception as exc:  # noqa: BLE001 - reported with the figures
                 self.errors.append(f"{type(exc).__name__}: {exc}")
             self.latencies.append(time.perf_counter() - started)
-            i += 4
+            i += self.THREADS
 
     def __enter__(self) -> Poller:
         self.started = time.perf_counter()

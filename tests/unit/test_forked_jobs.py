@@ -28,6 +28,8 @@ if mode == "thread":
         time.sleep(0.3)
         print("non-daemon thread finished", flush=True)
     threading.Thread(target=late).start()
+if mode == "nice":
+    print("nice", os.getpriority(os.PRIO_PROCESS, 0), "template", os.getpriority(os.PRIO_PROCESS, os.getppid()), flush=True)
 if mode == "sleep":
     print("sleeping", flush=True)
     time.sleep(30)
@@ -104,3 +106,14 @@ def test_signals_reach_the_job(forker: JobForker, job_dir: Path, mode: str, sig:
     proc.send_signal(sig)
     assert proc.wait(20) == expected
     assert proc.poll() == expected
+
+
+def test_a_job_runs_below_the_template_that_starts_it(forker: JobForker, job_dir: Path) -> None:
+    """The template (and the stack's own process) keep their CPU weight when 20 runs' model
+    processes want the cores: a job is JOB_NICE lower."""
+    from scengrid_cli.local.job_template import JOB_NICE
+
+    code, out = run(forker, job_dir, "nice")
+    words = out.split()
+    job, template = int(words[words.index("nice") + 1]), int(words[words.index("template") + 1])
+    assert code == 0 and job == min(19, template + JOB_NICE) and JOB_NICE > 0

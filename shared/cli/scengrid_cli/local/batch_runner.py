@@ -22,6 +22,7 @@ from typing import IO, Any, Protocol
 
 from scengrid_cli.local.fair_share import FairShareSlots
 from scengrid_cli.local.forked_jobs import JobForker, module_of
+from scengrid_cli.local.job_template import JOB_NICE
 from scengrid_cli.local.moto_gaps import LocalJob
 
 POLL_S = 0.05  # how often a running job is checked for TerminateJob and chaos interrupts
@@ -95,7 +96,7 @@ class ProcessLauncher:
                 return self.forker.start(command, env, log)
             except RuntimeError:  # the template is gone: start the interpreter afresh
                 self.forker = None
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(JOB_NICE))
 
     @staticmethod
     def _command(command: list[str]) -> list[str]:
