@@ -22,7 +22,8 @@ from tests.eventbridge import bus_spy
 def test_an_incomplete_run_raises_naming_its_shards_and_puts_no_run_failed(local_stack) -> None:  # noqa: ANN001
     run_id = f"c-{uuid.uuid4().hex[:8]}"
     spec = RunSpec(scenarios=GeneratedScenarios(count=3000, seed=1), shard_size=1000, workers=1)
-    plan = plan_shards(run_id, spec, sizing.choose(spec, load_model(spec.model.name, spec.model.params), "aws"))
+    chosen = sizing.choose(spec, load_model(spec.model.name, spec.model.params), "aws")
+    plan = plan_shards(run_id, spec, chosen, queue_url=f"https://sqs.us-east-1.amazonaws.com/123456789012/scengrid_run_{run_id}_r1")
     s3io.put_json(layout.manifest_key(run_id), plan.model_dump(mode="json"))
     store = RunStore()
     apply_event(RunRequested(run_id=run_id, spec=spec), store)
