@@ -222,14 +222,17 @@ def test_a_shard_longer_than_the_visibility_timeout_is_not_redelivered_while_its
 
 
 # ---------------------------------------------------------------- a shard that kills its worker
-DIED_ON_EACH_DELIVERY = "its worker died on each of 3 deliveries"
+DIED_ON_EACH_DELIVERY = re.escape("its worker died on each of 3 deliveries")
+# A broken pool names how each of its ended processes ended: the poisoned one's end, and maybe
+# those of the others, which the pool tears down (their codes depend on timing).
+POOL_DIED = re.escape("a model process died while evaluating the shard (") + r"[^)]*?"
 POISON_CASES = [
-    # (mode, model processes per worker, how the model dies, what the shard's error says).
+    # (mode, model processes per worker, how the model dies, a pattern of what the shard's error says).
     # A local process has no --memory: the memory cases run in containers only.
     ("process", "1", "exit", DIED_ON_EACH_DELIVERY),  # the worker process itself dies (exit 3): the dead-letter queue
-    ("process", "2", "exit", "a model process died while evaluating the shard (exit code 3)"),  # BrokenProcessPool
-    ("container", "", "exit", "a model process died while evaluating the shard (exit code 3)"),  # BrokenProcessPool
-    ("container", "", "memory", "a model process died while evaluating the shard (killed by SIGKILL (out of memory?))"),
+    ("process", "2", "exit", POOL_DIED + r"\bexit code 3\b"),  # BrokenProcessPool
+    ("container", "", "exit", POOL_DIED + r"\bexit code 3\b"),  # BrokenProcessPool
+    ("container", "", "memory", POOL_DIED + re.escape("killed by SIGKILL (out of memory?)")),
     ("container", "1", "exit", DIED_ON_EACH_DELIVERY),  # the task's PID 1 dies: exit 3
     ("container", "1", "memory", DIED_ON_EACH_DELIVERY),  # the task runs out of --memory: 137
 ]
@@ -257,10 +260,10 @@ def test_a_shard_that_kills_its_worker_fails_by_name_in_bounded_time_and_a_retry
         tasks.env.pop("SCENGRID_WORKER_PROCESSES", None)
     failed = tasks.run(spec, tmp_path)
     assert failed.record.status is Status.FAILED and failed.record.failed_shards == ["000003"]
-    assert "000003" in (failed.record.reason or "") and error in (failed.record.reason or "")
+    assert "000003" in (failed.record.reason or "") and re.search(error, failed.record.reason or ""), failed.record.reason
     assert failed.wall_s < 180  # about maxReceiveCount x the visibility timeout (10 s locally), plus restarts
     shards = {s.shard_id: s for s in read_shards(failed.run_id)}
-    assert shards["000003"].status is Status.FAILED and error in (shards["000003"].error or "")
+    assert shards["000003"].status is Status.FAILED and re.search(error, shards["000003"].error or ""), shards["000003"].error
     assert {s.status for k, s in shards.items() if k != "000003"} == {Status.COMPLETE}
 
     del tasks.env["SCENGRID_TEST_CRASH"]  # the cause is gone
