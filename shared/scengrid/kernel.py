@@ -44,7 +44,7 @@ def evaluate_range(
     with closing(open_shocks(source, model.factors)) as reader, _blas().limit(limits=1, user_api="blas"):
         for block in range(start - start % chunk, start + count, chunk):
             size = min(chunk, total - block)
-            columns = model.evaluate(reader.read(block, size))
+            columns = model.evaluate_block(reader.read(block, size), block)
             keep = slice(max(start, block) - block, min(start + count, block + size) - block)
             parts.append({name: values[keep] for name, values in columns.items()})
     if len(parts) == 1:

@@ -51,6 +51,11 @@ class ScenarioModel(ABC):
     @abstractmethod
     def evaluate(self, shocks: np.ndarray) -> dict[str, np.ndarray]: ...
 
+    def evaluate_block(self, shocks: np.ndarray, first: int) -> dict[str, np.ndarray]:
+        """The kernel's call, for scenarios ``first .. first+n-1``: ``evaluate`` by default. A
+        model that names scenarios in its errors (the per-scenario adapter) uses ``first``."""
+        return self.evaluate(shocks)
+
     def finish_shard(self, columns: dict[str, np.ndarray]) -> ShardOutput:
         """Once per shard, on the columns of all its scenarios, in the worker's main process:
         where a model makes one batched call for the whole shard (the credit overlay asks the

@@ -9,6 +9,7 @@ from typing import Any
 
 from scengrid.errors import InvalidInput, UnknownModel
 from scengrid.models.base import ScenarioModel
+from scengrid.models.function import function_model_class, function_spec
 
 ENTRY_POINT_GROUP = "scengrid.models"
 
@@ -27,9 +28,24 @@ def model_class(name: str) -> type[ScenarioModel]:
     if found is None:
         raise UnknownModel(name, available_models())
     cls = found.load()
+    if function_spec(cls) is not None:
+        return function_model_class(cls)
     if not (isinstance(cls, type) and issubclass(cls, ScenarioModel)):
-        raise TypeError(f"entry point {name!r} does not name a ScenarioModel subclass")
+        raise TypeError(
+            f"entry point {name!r} ({found.value}) names neither a ScenarioModel subclass nor a function "
+            "decorated with @scengrid.models.scenario_function"
+        )
     return cls
+
+
+def model_package(name: str) -> str:
+    """``"<distribution> <version>"`` of the package whose entry point registers the model
+    (e.g. ``"acme-risk 1.2.0"``), or "" when it cannot be told."""
+    found = _registered().get(name)
+    dist = getattr(found, "dist", None)
+    if dist is None:
+        return ""
+    return f"{dist.metadata['Name']} {dist.version}"
 
 
 def load_model(name: str, params: Mapping[str, Any]) -> ScenarioModel:
