@@ -16,6 +16,7 @@ from scengrid.models import ENTRY_POINT_GROUP, ScenarioModel, load_model
 from scengrid.models.base import ShardOutput
 from scengrid.spec import ModelRef, ScenarioSource
 from scengrid.work import ShardWork
+from services.worker.provenance import provenance
 
 _models: dict[str, ScenarioModel] = {}
 
@@ -76,8 +77,12 @@ class ShardEvaluator:
 
     def evaluate(self, work: ShardWork) -> ShardOutput:
         """The shard's columns, then the model's once-per-shard step (one batched PD request
-        for the credit overlay), here in the main process."""
-        return _model(work.model).finish_shard(self._columns(work))
+        for the credit overlay), here in the main process; the output records the model's
+        package and the image (services/worker/provenance.py)."""
+        output = _model(work.model).finish_shard(self._columns(work))
+        for key, value in provenance(work.model.name).items():
+            output.metadata.setdefault(key, value)
+        return output
 
     def _columns(self, work: ShardWork) -> dict[str, np.ndarray]:
         if self._pool is None or work.count < 2 * self.processes:

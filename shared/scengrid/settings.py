@@ -105,6 +105,16 @@ class BatchEnv(BaseSettings):
     job_array_index: int | None = None
 
 
+class ContainerEnv(BaseSettings):
+    """Which image a job's container runs: ``SCENGRID_IMAGE`` where the local container runner
+    sets it, else ECS's task metadata endpoint v4, whose URI Fargate sets in every container."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    scengrid_image: str = ""
+    ecs_container_metadata_uri_v4: str = ""
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
