@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from scengrid_cli.commands import demo, local, model, plan, runs
+from scengrid_cli.commands import demo, image, local, model, new_model, plan, runs
 from scengrid.errors import ScengridError
 
-COMMANDS = (demo, local, runs, plan, model)
+COMMANDS = (demo, local, runs, plan, model, new_model, image)
 
 
 def build_parser() -> argparse.ArgumentParser:
