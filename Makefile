@@ -56,7 +56,7 @@ clean: ## remove the virtualenvs, local results and trained models
 
 .PHONY: deploy teardown
 
-deploy: ## build and push the images, deploy the stack to AWS (docs/deploy.md; ENV_NAME, AWS_REGION)
+deploy: ## build and push the images, deploy the stack to AWS (docs/deploy.md; ENV_NAME, AWS_REGION; MODEL=PATH: a model package, docs/models.md)
 	scripts/deploy up
 
 teardown: ## delete the AWS stack; its data stays unless PURGE=1
@@ -69,7 +69,12 @@ base-image: ## a local stand-in for python:3.11-slim-bookworm (debootstrap), whe
 
 IMAGES := sharder worker collator tracker inference
 
+MODEL_IMAGES := sharder worker collator
+
 # stdout: one JSON line per image (build_s, size_bytes); the engine's output goes to stderr.
-images: ## build the five service images as scengrid-<service>:local with podman or docker (docs/containers.md)
+# MODEL=PATH: then the images that load the model with the package at PATH installed,
+# scengrid-<service>:model-<name>-<version> (docs/models.md).
+images: ## build the five service images as scengrid-<service>:local with podman or docker (docs/containers.md); MODEL=PATH adds a model package's
 	@scripts/container-engine >&2 && scripts/base-image >&2
 	@for service in $(IMAGES); do scripts/build-image $$service --build-arg UV_VERSION=$(UV_VERSION) || exit 1; done
+	@$(if $(MODEL),for service in $(MODEL_IMAGES); do scripts/build-image --model "$(MODEL)" $$service || exit 1; done,:)

@@ -45,6 +45,7 @@ def job(**changes: Any) -> LocalJob:
     [
         (f"{REPO}:not-pushed", "scengrid-worker:local"),
         (f"{REPO}:v42", "scengrid-worker:local"),
+        (f"{REPO}:model-acme-risk-1.2.0", "scengrid-worker:model-acme-risk-1.2.0"),
         (REPO, "scengrid-worker:local"),
         (f"{REPO}@sha256:abc", "scengrid-worker:local"),
         ("public.ecr.aws/docker/library/busybox:1.36", "public.ecr.aws/docker/library/busybox:1.36"),

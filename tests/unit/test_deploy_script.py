@@ -170,3 +170,24 @@ def test_teardown_purge_deletes_tables_and_buckets(stand_ins: Path) -> None:
     assert tables == ["scengrid-runs", "scengrid-shards"]
     assert buckets == [f"scengrid-{kind}-{ACCOUNT}-{REGION}" for kind in ("runs", "logs", "deploy")]
     assert wait < min(index(calls, "aws", "dynamodb", "delete-table"))  # data goes only once the stack is gone
+
+
+def test_a_model_package_is_built_on_each_pushed_image_that_loads_models_and_deployed_as_their_tag(stand_ins: Path, tmp_path: Path) -> None:
+    package = tmp_path / "acme risk"
+    (package / "acme_risk").mkdir(parents=True)
+    (package / "pyproject.toml").write_text('[project]\nname = "acme-risk"\nversion = "1.2.0"\n')
+    (package / "acme_risk" / "__init__.py").write_text("")
+    calls = run(stand_ins, "up", MODEL=str(package))
+    deploys = index(calls, "aws", "cloudformation", "deploy")
+    models = [calls[i] for i in index(calls, "docker", "buildx", "build") if value_after(calls[i], "--file") == "services/worker/model.Dockerfile"]
+    registry = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/scengrid"
+    tag = overrides(calls[deploys[-1]])["ModelImageTag"]
+    assert tag.startswith(f"model-acme-risk-1.2.0-{COMMIT}-") and len(tag) == len(f"model-acme-risk-1.2.0-{COMMIT}-") + 8
+    assert {value_after(b, "--tag"): b[-1] for b in models} == {f"{registry}/{s}:{tag}": str(package) for s in ("sharder", "worker", "collator", "tracker")}
+    for build in models:  # FROM the image just pushed under the commit's tag
+        service = value_after(build, "--tag").split("/")[-1].split(":")[0]
+        assert value_after(build, "--build-arg") == f"BASE={registry}/{service}:{COMMIT}" and "--push" in build
+    assert max(index(calls, "docker", "buildx", "build")) < deploys[-1]
+    (package / "acme_risk" / "__init__.py").write_text("CHANGED = True\n")  # same version, other files: another tag
+    again = run(stand_ins, "up", MODEL=str(package))  # the log holds both deploys' calls
+    assert overrides(again[index(again, "aws", "cloudformation", "deploy")[-1]])["ModelImageTag"] not in ("", tag)

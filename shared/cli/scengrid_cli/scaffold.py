@@ -156,6 +156,17 @@ or `model: {{name: {name}, params: {{notional: 5e6}}}}` in a run spec.
 '''
 
 
+IGNORE = """\
+# Not copied into the images (scengrid image build uses this folder as the build context).
+.git
+.venv
+**/__pycache__
+*.egg-info
+build
+dist
+"""
+
+
 def files(name: str, per_scenario: bool) -> dict[str, str]:
     """Relative path -> content of the package's files."""
     module = name.replace("-", "_")
@@ -168,4 +179,5 @@ def files(name: str, per_scenario: bool) -> dict[str, str]:
         f"{module}/model.py": model.format(**values),
         "tests/test_model.py": TEST.format(**values),
         "README.md": README.format(**values),
+        ".dockerignore": IGNORE,
     }

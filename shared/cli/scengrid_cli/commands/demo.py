@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from scengrid.errors import InvalidInput
 from scengrid.spec import DEFAULT_MODEL, DEFAULT_MODEL_PARAMS, GeneratedScenarios, ModelRef, RunSpec
 from scengrid.status import RunRecord, Status
 
@@ -23,6 +24,8 @@ EXAMPLES = """examples:
   scengrid demo --scenarios 50000 --workers 5 --chaos      # the same run under injected faults
   scengrid demo --model linear                   # the linear sensitivity model instead
   scengrid demo --containers                     # every Batch job as a container of its image (make images)
+  scengrid demo --model acme-swaps --params '{"notional": 5e6}'     # your own model (docs/models.md)
+  scengrid demo --model acme-swaps --containers --model-image model-acme-swaps-0.1.0   # in its images (scengrid image build)
 """
 
 
@@ -63,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=_workers, default="auto", help="worker tasks, or auto (default)")
     parser.add_argument("--seed", type=int, default=42, help="scenario generator seed (default %(default)s)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="registered model name (default %(default)s)")
+    parser.add_argument("--params", type=_params, help="the model's params as JSON (or @FILE); default: the model's own")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="where results are copied (default ./runs)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the run (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
@@ -80,12 +84,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sized by its job definition, instead of as a local process",
     )
     parser.add_argument(
+        "--model-image", metavar="TAG",
+        help="with --containers: run the Batch jobs in the images with a model package installed, "
+        "scengrid-SERVICE:TAG (TAG is model-<name>-<version>, as `scengrid image build PATH` prints it)",
+    )
+    parser.add_argument(
         "--credit-overlay", choices=["lambda", "inline"],
         help="add the bonds' expected credit loss (pnl_default) with PDs from the inference function (lambda) "
         "or from the PD model loaded in the workers (inline); trains build/models/pd.onnx first if it is missing",
     )
     parser.add_argument("--lgd", type=_share, default=0.6, help="loss given default of the credit overlay (default %(default)s)")
     parser.set_defaults(func=run)
+
+
+def _params(value: str) -> dict:
+    from scengrid_cli.commands.model import _params as parse
+
+    return parse(value)
 
 
 def _share(value: str) -> float:
@@ -103,7 +118,13 @@ def run(args: argparse.Namespace) -> int:
     from scengrid_cli.local.stack import LocalStack
 
     err = Console(stderr=True)
+    if args.model_image and not args.containers:
+        raise InvalidInput("--model-image", "goes with --containers (without it, jobs run the model installed here)")
+    if args.model_image and not args.model_image.startswith("model-"):
+        raise InvalidInput("--model-image", f"{args.model_image!r}: give the tag `scengrid image build` printed, model-<name>-<version>")
     params = dict(DEFAULT_MODEL_PARAMS) if args.model == DEFAULT_MODEL else {}
+    if args.params is not None:
+        params = dict(args.params)
     if args.credit_overlay:
         params["credit_overlay"] = {"lgd": args.lgd, "mode": args.credit_overlay}
     spec = RunSpec(
@@ -124,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
             pd_model = demo_pd_model()
     with err.status("starting the embedded AWS emulator and provisioning infra/template.yaml…"):
         stack = LocalStack(
-            chaos_seed=args.chaos_seed if args.chaos else None, pd_model=pd_model, containers=args.containers
+            chaos_seed=args.chaos_seed if args.chaos else None, pd_model=pd_model, containers=args.containers,
+            model_image_tag=args.model_image or "",
         ).__enter__()
     if args.chaos:
         from scengrid_cli.local.chaos import WorkerKiller

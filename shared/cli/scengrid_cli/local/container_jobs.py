@@ -39,6 +39,7 @@ from scengrid.errors import ScengridError
 from scengrid_cli.local.moto_gaps import LocalJob
 
 LOCAL_TAG = "scengrid-{service}:local"
+MODEL_TAG_PREFIX = "model-"  # the tags of images with a model package installed (scengrid image build)
 BUILD_HINT = "build the images with `make images` (or one with `scripts/build-image SERVICE`)"
 # Where a task's PD model downloads go: the container's own /tmp, not the stack's folder on the host.
 CONTAINER_SETTINGS = {"SCENGRID_MODEL_CACHE_DIR": "/tmp/scengrid-models"}
@@ -83,12 +84,25 @@ def stack_repositories() -> dict[str, str]:
 
 
 def local_image(image: str, repositories: dict[str, str]) -> str:
-    """The local tag of a job definition's image: ``scengrid-<service>:local`` for one of the
-    stack's repositories, else the image as named."""
-    name, tag_sep, _ = image.rpartition(":")
+    """The local tag of a job definition's image: for one of the stack's repositories,
+    ``scengrid-<service>:local``, or ``scengrid-<service>:model-…`` for a model image's tag
+    (the template's ``ModelImageTag``; ``scengrid image build`` tags the images so); else the
+    image as named."""
+    name, tag_sep, tag = image.rpartition(":")
     repository = name if tag_sep and "/" not in image[len(name) :] else image
     service = repositories.get(repository.split("@", 1)[0])
-    return LOCAL_TAG.format(service=service) if service else image
+    if not service:
+        return image
+    if repository != image and tag.startswith(MODEL_TAG_PREFIX):
+        return f"scengrid-{service}:{tag}"
+    return LOCAL_TAG.format(service=service)
+
+
+def image_digest(engine: str, image: str) -> str:
+    """``image@sha256:…`` (the digest of its manifest in the engine's store), or the image as named."""
+    found = subprocess.run([engine, "image", "inspect", "--format", "{{.Digest}}", image], capture_output=True, text=True, check=False)
+    digest = found.stdout.strip() if found.returncode == 0 else ""
+    return f"{image}@{digest}" if digest.startswith("sha256:") else image
 
 
 def job_definition_images() -> list[str]:
@@ -154,6 +168,7 @@ class ContainerLauncher:
         self.repositories = repositories
         self.volumes = list(volumes)  # host:container[:options], for every job
         self._users: dict[str, str] = {}
+        self._digests: dict[str, str] = {}
         self._running: dict[str, ContainerProcess] = {}
         self._lock = threading.Lock()
 
@@ -202,7 +217,11 @@ class ContainerLauncher:
         return [*run, image, *job.command]
 
     def start(self, job: LocalJob, attempt: int, env: dict[str, str], out: IO[bytes], log: Path) -> ContainerProcess:
-        env = {**env, **CONTAINER_SETTINGS}
+        image = self.image_of(job.image)
+        if image not in self._digests:
+            self._digests[image] = image_digest(self.engine, image)
+        # the image the job runs, with its digest, as a task's metadata endpoint tells it on AWS
+        env = {**env, **CONTAINER_SETTINGS, "SCENGRID_IMAGE": self._digests[image]}
         command = self.command(job, attempt, env)
         out.write(f"--- {' '.join(command)}\n".encode())
         out.flush()

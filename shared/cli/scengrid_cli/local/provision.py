@@ -48,8 +48,10 @@ def share_weights() -> dict[str, float]:
     return weights_of_policy(load_template(TEMPLATE))
 
 
-def provision(stack_name: str, endpoint_url: str, region: str, set_execution: Callable[[bool], None]) -> Settings:
-    """Create the stack and return the settings that point the services at it."""
+def provision(stack_name: str, endpoint_url: str, region: str, set_execution: Callable[[bool], None],
+              parameters: dict[str, str] | None = None) -> Settings:
+    """Create the stack (with the template ``parameters`` besides EnvName) and return the
+    settings that point the services at it."""
     if not TEMPLATE.is_file():
         raise ProvisioningError(f"the template is not at {TEMPLATE}; run scengrid from a checkout of the repo")
     template = evaluate_cidr_functions(inline_state_machine_definition(load_template(TEMPLATE), INFRA_DIR))
@@ -60,7 +62,7 @@ def provision(stack_name: str, endpoint_url: str, region: str, set_execution: Ca
         # accepts only those the local runtime does not use.
         warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
         logging.getLogger("moto").setLevel(logging.ERROR)
-        _create(cfn, stack_name, template)
+        _create(cfn, stack_name, template, parameters or {})
         stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
         if stack["StackStatus"] != "CREATE_COMPLETE":
             raise ProvisioningError(f"stack {stack_name} ended {stack['StackStatus']}: {stack.get('StackStatusReason')}")
@@ -76,11 +78,11 @@ def provision(stack_name: str, endpoint_url: str, region: str, set_execution: Ca
     return settings
 
 
-def _create(cfn, stack_name: str, template: dict) -> None:  # noqa: ANN001
+def _create(cfn, stack_name: str, template: dict, parameters: dict[str, str]) -> None:  # noqa: ANN001
     cfn.create_stack(
         StackName=stack_name,
         TemplateBody=json.dumps(template),
-        Parameters=[{"ParameterKey": "EnvName", "ParameterValue": stack_name}],
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in {**parameters, "EnvName": stack_name}.items()],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
     )
 

@@ -46,11 +46,12 @@ def use_local_environment() -> None:
     os.environ.update({"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"})
 
 
-def provision_stack(emulator_url: str, set_execution: Callable[[bool], None]) -> tuple[Settings, str, Caller]:
-    """Provision the template into the emulator; returns the settings, the launch queue and the
-    stack's IAM user, the one allowed to call its API."""
+def provision_stack(emulator_url: str, set_execution: Callable[[bool], None],
+                    parameters: dict[str, str] | None = None) -> tuple[Settings, str, Caller]:
+    """Provision the template (with ``parameters``) into the emulator; returns the settings, the
+    launch queue and the stack's IAM user, the one allowed to call its API."""
     use_settings(Settings(endpoint_url=emulator_url, region=REGION))
-    settings = provision(STACK_NAME, emulator_url, REGION, set_execution)
+    settings = provision(STACK_NAME, emulator_url, REGION, set_execution, parameters)
     settings = settings.model_copy(update={"visibility_timeout_s": LOCAL_VISIBILITY_TIMEOUT_S})
     use_settings(settings)
     sqs = client("sqs")
@@ -102,9 +103,11 @@ class LocalStack:
         pd_model: Path | None = None,
         api_port: int | None = None,
         containers: bool = False,
+        model_image_tag: str = "",
     ) -> None:
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="scengrid-"))
         self.containers = containers  # Batch jobs as containers of their images (local/container_jobs.py)
+        self.model_image_tag = model_image_tag  # the template's ModelImageTag: images with a model package
         self.job_slots = job_slots or cpu_count()
         self.chaos_seed = chaos_seed  # None: no fault injection
         self.execute_runs = execute_runs  # False: runs are accepted and tracked, never started
@@ -138,7 +141,8 @@ class LocalStack:
 
     def _start(self, forker: JobForker | None) -> None:
         self.emulator.start()
-        settings, launch_url, self.api_user = provision_stack(self.emulator.url, self.emulator.set_state_machine_execution)
+        parameters = {"ModelImageTag": self.model_image_tag} if self.model_image_tag else None
+        settings, launch_url, self.api_user = provision_stack(self.emulator.url, self.emulator.set_state_machine_execution, parameters)
         # in-process services (the tracker) log to a file; job processes log to their own files
         local: dict[str, object] = {"log_file": str(self.work_dir / "services.log")}
         if self.chaos_seed is not None:
