@@ -176,15 +176,18 @@ def _columns(results: list[Any], first: int, model: FunctionModel) -> dict[str, 
         return {"pnl": np.empty(0, dtype=np.float64)}
     if isinstance(results[0], Mapping):
         return _mapping_columns(results, first, model)
-    try:
-        pnl = np.fromiter(results, dtype=np.float64, count=len(results))
-    except (TypeError, ValueError):
-        i, value = next(((i, v) for i, v in enumerate(results) if not _is_real(v)), (0, results[0]))
-        raise ModelFailure(
-            f"{_name(model)} returned {_shown(value)} for scenario {first + i}: return a float (the P&L) "
-            "or a mapping of column -> float holding 'pnl'"
-        ) from None
-    return {"pnl": pnl}
+    return {"pnl": _floats(results, lambda i, value: (
+        f"{_name(model)} returned {_shown(value)} for scenario {first + i}: return a float (the P&L) "
+        "or a mapping of column -> float holding 'pnl'"))}
+
+
+def _floats(values: list[Any], problem: Callable[[int, Any], str]) -> np.ndarray:
+    """float64 of real numbers only: numpy alone would take "1.5" and None (as NaN)."""
+    if not set(map(type, values)) <= _REAL_TYPES:
+        bad = next(((i, v) for i, v in enumerate(values) if not _is_real(v)), None)
+        if bad is not None:
+            raise ModelFailure(problem(*bad))
+    return np.fromiter(values, dtype=np.float64, count=len(values))
 
 
 def _mapping_columns(results: list[Any], first: int, model: FunctionModel) -> dict[str, np.ndarray]:
@@ -192,32 +195,33 @@ def _mapping_columns(results: list[Any], first: int, model: FunctionModel) -> di
     if "pnl" not in keys:
         raise ModelFailure(f"{_name(model)} returned a mapping without 'pnl' for scenario {first} (keys: {', '.join(map(str, keys))}): "
                            "a returned mapping must hold the P&L under 'pnl'")
-    order = ("pnl", *(k for k in keys if k != "pnl"))
-    columns = {k: np.empty(len(results), dtype=np.float64) for k in order}
-    arrays = [columns[k] for k in keys]
-    for i, result in enumerate(results):
-        try:
-            if not isinstance(result, Mapping) or len(result) != len(keys):
-                raise KeyError
-            for array, key in zip(arrays, keys):
-                array[i] = result[key]
-        except (KeyError, TypeError, ValueError):
-            raise ModelFailure(_mapping_problem(result, keys, first + i, model)) from None
+    same = set(keys)
+    try:
+        odd = next((i for i, result in enumerate(results) if result.keys() != same), None)
+    except AttributeError:
+        odd = next(i for i, result in enumerate(results) if not isinstance(result, Mapping))
+    if odd is not None:
+        raise ModelFailure(_mapping_problem(results[odd], keys, first + odd, model))
+    columns = {}
+    for key in ("pnl", *(k for k in keys if k != "pnl")):
+        columns[key] = _floats([result[key] for result in results], lambda i, value, key=key: (
+            f"{_name(model)} returned {_shown(value)} as {key!r} for scenario {first + i}: every column's value must be a real number"))
     return columns
 
 
 def _mapping_problem(result: Any, keys: tuple[str, ...], scenario: int, model: FunctionModel) -> str:
     if not isinstance(result, Mapping):
         return f"{_name(model)} returned {_shown(result)} for scenario {scenario}, but a mapping for scenario(s) before it: return the same kind for every scenario"
-    if set(result) != set(keys):
-        return (f"{_name(model)} returned columns {', '.join(map(str, result))} for scenario {scenario}, but "
-                f"{', '.join(keys)} before it: return the same keys for every scenario")
-    bad = next(k for k in keys if not _is_real(result[k]))
-    return f"{_name(model)} returned {_shown(result[bad])} as {bad!r} for scenario {scenario}: every column's value must be a real number"
+    return (f"{_name(model)} returned columns {', '.join(map(str, result))} for scenario {scenario}, but "
+            f"{', '.join(keys)} before it: return the same keys for every scenario")
+
+
+_REAL_TYPES = frozenset({float, int, np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,
+                         np.uint64, np.uint32, np.uint16, np.uint8})
 
 
 def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) or isinstance(value, np.floating | np.integer)
+    return type(value) in _REAL_TYPES or (isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_))
 
 
 def _shown(value: Any) -> str:
