@@ -6,9 +6,9 @@ The function returns the P&L of two factors (one multiply-add). Per scenario, ov
   and then an array: what a quant's own loop would cost;
 - ``adapter``: the adapter's ``evaluate_block`` on the same (n, F) block (what the kernel calls);
 - ``bare_calls``: only the calls, with one dict made once (the function's own cost);
-- ``float_result`` and ``mapping_result`` (a dict with pnl and two more columns);
+- ``mapping_result``: the adapter when the function returns a dict with pnl and two more columns;
 and the kernel's ``evaluate_range`` through the adapter, on generated scenarios (shocks included).
-Each figure: median and spread (min, max) of µs per call over the repeats.
+Each figure: median and spread (min, max) of µs per call over the repeats, the runs interleaved.
 
 Run: ``.venv/bin/python tests/bench/bench_adapter.py [--scenarios N] [--repeats R] [--factors F]``.
 Figures, not asserts: the machine decides the numbers."""
@@ -31,14 +31,19 @@ from scengrid.models.function import function_model_class
 from scengrid.spec import GeneratedScenarios
 
 
-def per_call_us(run: Callable[[], object], calls: int, repeats: int) -> dict[str, float]:
-    run()  # warm
-    samples = []
+def per_call_us(runs: dict[str, Callable[[], object]], calls: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Each run ``repeats`` times, interleaved (one of each per round), so that a change in the
+    machine's load during the measurement touches every figure alike."""
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for run in runs.values():
+        run()  # warm
     for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - started) / calls * 1e6)
-    return {"median": round(statistics.median(samples), 4), "min": round(min(samples), 4), "max": round(max(samples), 4)}
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            samples[name].append((time.perf_counter() - started) / calls * 1e6)
+    return {name: {"median": round(statistics.median(v), 4), "min": round(min(v), 4), "max": round(max(v), 4)}
+            for name, v in samples.items()}
 
 
 def main() -> None:
@@ -81,19 +86,18 @@ def main() -> None:
 
     assert np.array_equal(np.concatenate([adapter.evaluate_block(shocks[s : s + CHUNK], s)["pnl"] for s in range(0, n, CHUNK)]), direct())
     source = GeneratedScenarios(count=n, seed=1)
-    figures = {
-        "direct": per_call_us(direct, n, args.repeats),
-        "adapter": per_call_us(blocks(adapter), n, args.repeats),
-        "bare_calls": per_call_us(bare, n, args.repeats),
-        "mapping_result": per_call_us(blocks(mapping), n, args.repeats),
-        "kernel_evaluate_range": per_call_us(lambda: evaluate_range(adapter, source, 0, n), n, args.repeats),
-    }
-    figures["float_result"] = figures["adapter"]
+    figures = per_call_us({
+        "direct": direct,
+        "adapter": blocks(adapter),
+        "bare_calls": bare,
+        "mapping_result": blocks(mapping),
+        "kernel_evaluate_range": lambda: evaluate_range(adapter, source, 0, n),
+    }, n, args.repeats)
     result = {
         "benchmark": "adapter_per_call_us",
         "scenarios_per_repeat": n, "repeats": args.repeats, "factors": len(names),
         "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-        "load_average_1m": round(os.getloadavg()[0], 2),
+        "load_average_1m": round(os.getloadavg()[0], 2),  # another process on the cores shows in the spread
         "per_call_us": figures,
         "adapter_overhead_us": round(figures["adapter"]["median"] - figures["direct"]["median"], 4),
         "adapter_over_direct": round(figures["adapter"]["median"] / figures["direct"]["median"], 3),
