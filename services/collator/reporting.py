@@ -1,32 +1,42 @@
-"""What the report shows, computed from the streamed accumulator and the merged file, never
-from the whole P&L vector in memory."""
+"""What the report shows, computed from what collation kept (the tail rows, the moments, the
+histogram counted shard by shard), never from the whole P&L vector in memory."""
 
 from __future__ import annotations
 
 from contextlib import closing
 from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from scengrid import layout, s3io
-from scengrid.models import load_model
-from scengrid.risk import RiskSummary, TailAccumulator
+from scengrid.errors import UnknownModel
+from scengrid.models import FactorSet, load_model
+from scengrid.pnl_dataset import COMPONENT_PREFIX
+from scengrid.risk import Moments, RiskSummary, TailRows
 from scengrid.scenario_sources import open_shocks
 from scengrid.spec import RunSpec
 
 from services.collator.report import BINS, histogram_png, render_report
 
-COMPONENT_PREFIX = "pnl_"
+
+def model_factors(spec: RunSpec) -> FactorSet | None:
+    """The run's model's factors; None when the model is not installed here (a user's package
+    lives in the worker image only)."""
+    try:
+        return load_model(spec.model.name, spec.model.params).factors
+    except UnknownModel:
+        return None
 
 
-def worst_with_shocks(spec: RunSpec, summary: RiskSummary) -> list[dict[str, Any]]:
+def worst_with_shocks(spec: RunSpec, summary: RiskSummary, factors: FactorSet | None = None) -> list[dict[str, Any]]:
     """The worst scenarios with the factor shocks that made them, read back from the run's
     scenario source as the workers read them (generated with the model's correlation, or
-    read from the scenario file)."""
-    factors = load_model(spec.model.name, spec.model.params).factors
+    read from the scenario file). Without the model's factors (``model_factors``), the rows
+    keep their ids and P&L only."""
+    factors = factors or model_factors(spec)
+    if factors is None:
+        return [dict(worst) for worst in summary.worst]
     rows = []
     with closing(open_shocks(spec.scenarios, factors)) as reader:
         for worst in summary.worst:  # ten rows at most
@@ -35,46 +45,44 @@ def worst_with_shocks(spec: RunSpec, summary: RiskSummary) -> list[dict[str, Any
     return rows
 
 
-def attribution(accumulator: TailAccumulator) -> dict[str, dict[str, float]]:
+def attribution(tail: TailRows, moments: Moments) -> dict[str, dict[str, float]]:
     """Per P&L component (``pnl_*`` columns): its mean and its share of ES 97.5% (its mean
     over the ES tail; the shares add up to ES when the components add up to the P&L)."""
-    tail = accumulator.tail_rows(0.975)
+    rows = tail.es_rows(moments.count)
     return {
         name[len(COMPONENT_PREFIX) :]: {
-            "mean": accumulator.part_sums[name] / accumulator.count,
-            "es_975": float(-accumulator.parts[name][tail].mean()),
+            "mean": moments.part_sums[name] / moments.count,
+            "es_975": float(-tail.parts[name][rows].mean()),
         }
-        for name in accumulator.parts
+        for name in tail.parts
     }
 
 
-def histogram(merged_path: Path, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
-    """Counts over BINS equal bins of [low, high], from the merged file's pnl column."""
-    top = high if high > low else low + 1.0
-    edges = np.linspace(low, top, BINS + 1)
-    counts = np.zeros(BINS, dtype=np.int64)
-    merged = pq.ParquetFile(merged_path)
-    for group in range(merged.num_row_groups):  # one row group (one shard) at a time
-        values = merged.read_row_group(group, columns=["pnl"]).column(0).to_numpy()
-        # equal bins given by count and range: numpy bins linearly (the same counts as with
-        # these edges) instead of searching the edges for every value
-        counts += np.histogram(values, bins=BINS, range=(low, top))[0]
-    return counts, edges
+def histogram_edges(low: float, high: float) -> np.ndarray:
+    """BINS equal bins over [low, high] (one bin of width one when all values are equal)."""
+    return np.linspace(low, high if high > low else low + 1.0, BINS + 1)
+
+
+def histogram_counts(pnl: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of one shard's values over ``edges``: summed over the shards, numpy's histogram
+    of the whole P&L. numpy bins equal bins given by count and range linearly, instead of
+    searching the edges for every value."""
+    return np.histogram(pnl, bins=BINS, range=(float(edges[0]), float(edges[-1])))[0]
 
 
 def write_report(
-    run_id: str, spec: RunSpec, merged_path: Path, accumulator: TailAccumulator, metadata: dict[str, Any]
+    run_id: str,
+    spec: RunSpec,
+    summary: RiskSummary,
+    histogram: tuple[np.ndarray, np.ndarray],
+    attributed: dict[str, dict[str, float]],
+    metadata: dict[str, Any],
+    factors: FactorSet | None = None,
 ) -> None:
-    summary = accumulator.summary()
     numbers = {"run_id": run_id, **summary.model_dump()}
-    counts, edges = histogram(merged_path, accumulator.low, accumulator.high)
+    counts, edges = histogram
     page = render_report(
-        numbers,
-        counts,
-        edges,
-        worst_with_shocks(spec, summary),
-        attribution(accumulator),
-        {"scengrid": version("scengrid"), **metadata},
+        numbers, counts, edges, worst_with_shocks(spec, summary, factors), attributed, {"scengrid": version("scengrid"), **metadata}
     )
     s3io.put_bytes(layout.report_key(run_id), page.encode(), "text/html; charset=utf-8")
     s3io.put_bytes(layout.histogram_key(run_id), histogram_png(counts, edges, numbers), "image/png")

@@ -61,6 +61,8 @@ def _(event: ShardDone, store: RunStore) -> bool:
             "task_id": event.task_id,
             # the PD model that scored the shard (credit overlay only)
             **({"model_version": event.model_version} if event.model_version else {}),
+            # JSON text: exact floats, read back by ShardRecord
+            **({"pnl_stats": event.pnl_stats.model_dump_json()} if event.pnl_stats else {}),
         },
         var_99=event.var_99,
     )
@@ -85,7 +87,7 @@ def _(event: AllDone, store: RunStore) -> bool:
         Status.COMPLETE,
         {
             "summary_key": event.summary_key,
-            "pnl_key": event.pnl_key,
+            "pnl_prefix": event.pnl_prefix,
             "var_95": event.var_95,
             "var_99": event.var_99,
             "es_975": event.es_975,

@@ -130,11 +130,13 @@ def results_of(run_id: str) -> dict[str, Any]:
         raise Conflict(f"run {run_id} is {record.status.value}; results exist once it is COMPLETE")
     s3 = client("s3")
     bucket = get_settings().bucket
-    keys = (layout.summary_key(run_id), layout.pnl_key(run_id), layout.report_key(run_id), layout.histogram_key(run_id))
-    urls = {  # each named by its path in the run's local folder: summary.json, pnl/pnl.parquet, …
+    summary = get_json(record.summary_key)
+    dataset = summary.get("pnl_dataset", {}).get("files", [])  # the collator lists the shard files it read
+    keys = (layout.summary_key(run_id), layout.report_key(run_id), layout.histogram_key(run_id), *dataset)
+    urls = {  # each named by its path in the run's local folder: summary.json, …, pnl/000000.parquet, …
         layout.result_name(run_id, key): s3.generate_presigned_url(
             "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=PRESIGNED_TTL_S
         )
         for key in keys
     }
-    return {"run_id": run_id, "summary": get_json(record.summary_key), "urls": urls, "expires_in_s": PRESIGNED_TTL_S}
+    return {"run_id": run_id, "summary": summary, "urls": urls, "expires_in_s": PRESIGNED_TTL_S}

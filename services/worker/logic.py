@@ -14,13 +14,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from botocore.exceptions import ClientError
 
-from scengrid import chaos, layout, s3io, work_queues
+from scengrid import chaos, layout, pnl_dataset, work_queues
 from scengrid.aws import client
 from scengrid.errors import ModelFailure
 from scengrid.events import ShardDone, ShardFailed, publish
-from scengrid.kernel import results_table
 from scengrid.observability import service_logger, service_metrics
-from scengrid.risk import shard_value_at_risk
+from scengrid.risk import PnlStats, shard_value_at_risk
 from scengrid.settings import Settings
 from scengrid.status import Status, read_run
 from scengrid.work import ShardWork
@@ -149,8 +148,10 @@ class Worker:
             return
         evaluated = time.perf_counter() - started
         key = layout.shard_key(work.run_id, work.shard_id)
-        table = results_table(work.start, output.columns, output.metadata)
-        s3io.put_table(key, table)
+        pnl = output.columns["pnl"]
+        stats = PnlStats.of(pnl, pnl_dataset.components(output.columns))
+        table = pnl_dataset.shard_table(work.start, output.columns, output.metadata)
+        pnl_dataset.put_shard(key, table)
         duration = time.perf_counter() - started
         publish(
             [
@@ -164,7 +165,8 @@ class Worker:
                     duration_s=round(duration, 6),
                     eval_s=round(evaluated, 6),
                     task_id=self.task_id,
-                    var_99=shard_value_at_risk(output.columns["pnl"], 0.99),
+                    var_99=shard_value_at_risk(pnl, 0.99),
+                    pnl_stats=stats,
                     model_version=output.metadata.get("model_version"),
                 )
             ],

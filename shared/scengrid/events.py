@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scengrid import chaos
 from scengrid.aws import client
+from scengrid.risk import PnlStats
 from scengrid.settings import get_settings
 from scengrid.spec import RunSpec
 from scengrid.work import SHARE_PATTERN, share_identifier
@@ -75,6 +76,10 @@ class ShardDone(ShardEvent):
     eval_s: float = Field(0.0, ge=0, description="generating scenarios and evaluating the model")
     task_id: str
     var_99: float | None = Field(None, description="the shard's own VaR 99%: the run's partial estimate while it is in flight")
+    pnl_stats: PnlStats | None = Field(
+        None, description="the shard's P&L count, sum, squared deviations, extremes and component sums: the collator "
+        "combines them into the run's mean, std and attribution means instead of reading every row"
+    )
     model_version: str | None = Field(None, description="SHA-256 of the PD model that scored the shard (credit overlay)")
 
 
@@ -87,7 +92,11 @@ class ShardFailed(ShardEvent):
 class AllDone(Event):
     detail_type: ClassVar[str] = "all-done"
     summary_key: str
-    pnl_key: str = Field(description="the merged P&L Parquet, in the run's P&L dataset: a prefix of Parquet files only, which the Athena table pnl reads")
+    pnl_prefix: str = Field(
+        description="the run's P&L dataset: one Parquet file per shard under this prefix, and nothing else (the "
+        "Athena table pnl reads it); each file's rows are ordered by P&L, worst first"
+    )
+    pnl_files: int = Field(ge=1, description="files in the dataset (one per shard)")
     scenarios: int
     var_95: float
     var_99: float

@@ -17,7 +17,8 @@ def worker_groups_key(run_id: str) -> str:
 
 
 def shard_key(run_id: str, shard_id: str) -> str:
-    return f"{run_prefix(run_id)}shards/{shard_id}.parquet"
+    """A shard's output: one file of the run's P&L dataset (scengrid.pnl_dataset)."""
+    return f"{pnl_dataset_prefix(run_id)}{shard_id}.parquet"
 
 
 def results_prefix(run_id: str) -> str:
@@ -29,14 +30,10 @@ def summary_key(run_id: str) -> str:
 
 
 def pnl_dataset_prefix(run_id: str) -> str:
-    """The run's P&L dataset: this prefix holds Parquet files and nothing else, because the
-    Athena table ``pnl`` reads every object under it (infra/template.yaml, PnlTable)."""
+    """The run's P&L dataset, one file per shard: this prefix holds Parquet files and nothing
+    else, because the Athena table ``pnl`` reads every object under it (infra/template.yaml,
+    PnlTable)."""
     return f"{run_prefix(run_id)}pnl/"
-
-
-def pnl_key(run_id: str) -> str:
-    """The merged P&L, one row per scenario (today the dataset's only file)."""
-    return f"{pnl_dataset_prefix(run_id)}pnl.parquet"
 
 
 def report_key(run_id: str) -> str:

@@ -3,8 +3,10 @@
 VaR is a loss (positive when the quantile is a loss): ``var_X = -quantile(pnl, 1 - X)`` with
 numpy's default (linear) quantile, reproduced here step for step so that the streamed value
 equals ``-numpy.quantile`` of the whole vector. ES 97.5% is minus the mean of the worst
-ceil(2.5% · n) scenarios. Both need only the smallest ~5% of the values, which is all the
-accumulator keeps, with their scenario ids and P&L components."""
+ceil(2.5% · n) scenarios. Both need only the smallest ~5% of the values (``SmallestValues``),
+and the worst ~2.5% rows with their scenario ids and P&L components (``TailRows``); the
+moments combine per-shard figures (``PnlStats``). A run is summarised from those alone, in
+memory that grows with its tail, not with its scenarios."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 WORST_N = 10
 KEPT_TAIL = 0.05  # the deepest quantile reported (VaR 95%) decides how much tail is kept
@@ -65,113 +67,183 @@ def expected_shortfall(pnl: np.ndarray, level: float) -> float:
     return float(-np.sort(np.partition(pnl, k - 1)[:k]).mean())
 
 
-class _Tail:
-    """The ``size`` smallest P&L values seen, with (optionally) their ids and components.
-    A batch is first cut down to the values that can still enter, so merging stays small."""
+class PnlStats(BaseModel):
+    """A shard's P&L figures, computed by its worker over the shard's scenarios (shard-done
+    carries them): the count, the sum, the sum of squared deviations from the shard's mean,
+    the extremes, and each P&L component's sum. Runs combine them exactly, in shard order."""
 
-    def __init__(self, size: int, with_rows: bool) -> None:
-        self.size = size
-        self.with_rows = with_rows
-        self.pnl = np.empty(0)
-        self.ids = np.empty(0, dtype=np.int64)
-        self.parts: dict[str, np.ndarray] = {}
+    model_config = ConfigDict(frozen=True)
 
-    def add(self, ids: np.ndarray, pnl: np.ndarray, parts: dict[str, np.ndarray]) -> None:
-        if self.pnl.shape[0] >= self.size:
-            entering = pnl <= self.pnl.max()
-            ids, pnl, parts = ids[entering], pnl[entering], {k: v[entering] for k, v in parts.items()}
-        values = np.concatenate([self.pnl, pnl])
-        if not self.with_rows:
-            self.pnl = np.partition(values, self.size - 1)[: self.size] if values.shape[0] > self.size else values
-            return
-        ids = np.concatenate([self.ids, ids])
-        parts = {k: np.concatenate([self.parts.get(k, np.empty(0)), v]) for k, v in parts.items()}
-        if values.shape[0] > self.size:
-            keep = np.argpartition(values, self.size - 1)[: self.size]
-            values, ids, parts = values[keep], ids[keep], {k: v[keep] for k, v in parts.items()}
-        self.pnl, self.ids, self.parts = values, ids, parts
+    count: int = Field(ge=1)
+    sum: float
+    m2: float = Field(ge=0, description="sum of squared deviations from the shard's mean")
+    low: float
+    high: float
+    part_sums: dict[str, float] = Field(default_factory=dict, description="per P&L component column (pnl_*): its sum")
+
+    @classmethod
+    def of(cls, pnl: np.ndarray, parts: dict[str, np.ndarray] | None = None) -> PnlStats:
+        mean = pnl.mean()
+        return cls(
+            count=int(pnl.shape[0]),
+            sum=float(pnl.sum()),
+            m2=float(((pnl - mean) ** 2).sum()),
+            low=float(pnl.min()),
+            high=float(pnl.max()),
+            part_sums={name: float(values.sum()) for name, values in (parts or {}).items()},
+        )
 
 
 @dataclass
-class TailAccumulator:
-    """Feed batches of (scenario ids, P&L, components); get the exact risk summary.
+class Moments:
+    """A run's count, mean, standard deviation, extremes and component sums."""
 
-    ``total`` is the number of scenarios that will be fed: it sizes the two tails kept, the
-    VaR tail (the smallest ~5% P&L values) and the ES tail (the worst ~2.5%, with their ids
-    and components, for the worst scenarios and the attribution)."""
-
-    total: int
     count: int = 0
-    _mean: float = 0.0
-    _m2: float = 0.0
+    mean: float = 0.0
+    m2: float = 0.0
     low: float = math.inf
     high: float = -math.inf
     part_sums: dict[str, float] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self._var = _Tail(min(self.total, math.ceil(KEPT_TAIL * self.total) + 2), with_rows=False)
-        self._es = _Tail(min(self.total, _es_count(self.total, 0.975) + WORST_N), with_rows=True)
-
-    @property
-    def kept(self) -> int:
-        """Values held at most: the VaR tail plus the ES tail's rows."""
-        return self._var.size + self._es.size
-
-    @property
-    def parts(self) -> dict[str, np.ndarray]:
-        return self._es.parts
-
-    def add(self, ids: np.ndarray, pnl: np.ndarray, parts: dict[str, np.ndarray] | None = None) -> None:
-        if pnl.shape[0] == 0:
-            return
-        parts = parts or {}
-        self._add_moments(pnl)
-        for name, values in parts.items():
-            self.part_sums[name] = self.part_sums.get(name, 0.0) + float(values.sum())
-        self._var.add(ids, pnl, {})
-        self._es.add(ids, pnl, parts)
-
-    def _add_moments(self, pnl: np.ndarray) -> None:
-        """Chan's pairwise update of count, mean and sum of squared deviations."""
-        n_b = pnl.shape[0]
-        mean_b = float(pnl.mean())
-        m2_b = float(((pnl - mean_b) ** 2).sum())
+    def add(self, shard: PnlStats) -> None:
+        """Chan's pairwise update with one shard's figures."""
+        n_b, mean_b = shard.count, shard.sum / shard.count
         n = self.count + n_b
-        delta = mean_b - self._mean
-        self._mean += delta * n_b / n
-        self._m2 += m2_b + delta * delta * self.count * n_b / n
+        delta = mean_b - self.mean
+        self.mean += delta * n_b / n
+        self.m2 += shard.m2 + delta * delta * self.count * n_b / n
         self.count = n
-        self.low, self.high = min(self.low, float(pnl.min())), max(self.high, float(pnl.max()))
+        self.low, self.high = min(self.low, shard.low), max(self.high, shard.high)
+        for name, total in shard.part_sums.items():
+            self.part_sums[name] = self.part_sums.get(name, 0.0) + total
 
-    def _es_order(self) -> np.ndarray:
-        """ES-tail positions by (P&L, scenario id): ties fall the same way in every shard layout."""
-        return np.lexsort((self._es.ids, self._es.pnl))
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else 0.0
 
-    def tail_rows(self, level: float) -> np.ndarray:
-        """Positions, in the ES tail, of the worst ceil((1 - level) · n) scenarios."""
-        return self._es_order()[: _es_count(self.count, level)]
+    @classmethod
+    def of(cls, shards: list[PnlStats]) -> Moments:
+        moments = cls()
+        for shard in shards:
+            moments.add(shard)
+        return moments
 
-    def summary(self) -> RiskSummary:
-        if self.count != self.total:
-            raise ValueError(f"{self.count} scenarios were fed, {self.total} expected")
-        smallest = np.sort(self._var.pnl)
-        order = self._es_order()
-        es_tail = self._es.pnl[order][: _es_count(self.count, 0.975)]
-        return RiskSummary(
-            scenarios=self.count,
-            var_95=-quantile_from_smallest(smallest, self.count, _tail(0.95)),
-            var_99=-quantile_from_smallest(smallest, self.count, _tail(0.99)),
-            es_975=float(-es_tail.mean()),
-            mean=self._mean,
-            std=math.sqrt(self._m2 / (self.count - 1)) if self.count > 1 else 0.0,
-            worst=[{"scenario_id": int(self._es.ids[i]), "pnl": float(self._es.pnl[i])} for i in order[:WORST_N]],
-        )
+
+def var_tail_size(n: int) -> int:
+    """The smallest values VaR 95% and 99% need (numpy's interpolation reads two of them)."""
+    return min(n, math.ceil(KEPT_TAIL * n) + 2)
+
+
+def es_tail_size(n: int) -> int:
+    """The worst rows kept with their ids and components: the ES 97.5% tail, and the worst ten."""
+    return min(n, _es_count(n, 0.975) + WORST_N)
+
+
+class SmallestValues:
+    """The ``size`` smallest values of a stream of batches, in O(size) memory. A batch is first
+    cut to the values that can still enter, so feeding a sorted shard's head is cheap."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.values = np.empty(0)
+
+    def add(self, values: np.ndarray) -> None:
+        if self.values.shape[0] >= self.size:
+            values = values[values <= self.values.max()]
+        merged = np.concatenate([self.values, values])
+        self.values = np.partition(merged, self.size - 1)[: self.size] if merged.shape[0] > self.size else merged
+
+    def sorted(self) -> np.ndarray:
+        return np.sort(self.values)
+
+
+@dataclass
+class TailRows:
+    """Rows of the run's tail: P&L, scenario ids and P&L components, worst first."""
+
+    pnl: np.ndarray
+    ids: np.ndarray
+    parts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def worst(cls, candidates: list[TailRows], size: int) -> TailRows:
+        """The ``size`` worst of the candidate rows, by (P&L, scenario id): ties fall the same
+        way in every shard layout."""
+        pnl = np.concatenate([c.pnl for c in candidates])
+        ids = np.concatenate([c.ids for c in candidates])
+        names = candidates[0].parts.keys() if candidates else ()
+        parts = {name: np.concatenate([c.parts[name] for c in candidates]) for name in names}
+        order = np.lexsort((ids, pnl))[:size]
+        return cls(pnl[order], ids[order], {name: values[order] for name, values in parts.items()})
+
+    def es_rows(self, n: int, level: float = 0.975) -> slice:
+        """The rows ES at ``level`` averages over: the worst ceil((1 - level) · n)."""
+        return slice(0, _es_count(n, level))
+
+
+class TailCandidates:
+    """Rows that may still be among a run's ``size`` worst, fed shard by shard: those at or
+    below the ``size``-th smallest P&L value seen so far (every value seen feeds that bound,
+    rows or not). Memory: about twice the tail, whatever the run's size."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.bound = SmallestValues(size)
+        self.rows: list[TailRows] = []
+        self.held = 0
+
+    def see(self, values: np.ndarray) -> None:
+        """P&L values seen (a shard's smallest): they tighten the bound."""
+        self.bound.add(values)
+
+    def limit(self) -> float:
+        return float(self.bound.values.max()) if self.bound.values.shape[0] >= self.size else math.inf
+
+    def add(self, rows: TailRows) -> None:
+        inside = rows.pnl <= self.limit()
+        if inside.any():
+            self.rows.append(TailRows(rows.pnl[inside], rows.ids[inside], {k: v[inside] for k, v in rows.parts.items()}))
+            self.held += int(inside.sum())
+        if self.held > 2 * self.size:
+            self.rows = [TailRows.worst(self.rows, self.held)]  # one block, then cut to the bound
+            self.held = 0
+            kept, self.rows = self.rows[0], []
+            self.add(kept)
+
+    def worst(self) -> TailRows:
+        return TailRows.worst(self.rows, self.size)
+
+
+def tail_threshold(smallest: np.ndarray, n: int) -> float:
+    """The P&L at or below which every row of the kept ES tail lies (``smallest`` ascending,
+    at least ``es_tail_size(n)`` long)."""
+    return float(smallest[es_tail_size(n) - 1])
+
+
+def risk_summary(smallest: np.ndarray, tail: TailRows, moments: Moments) -> RiskSummary:
+    """The exact figures from a run's smallest P&L values (ascending), its ES tail rows and its
+    moments."""
+    n = moments.count
+    return RiskSummary(
+        scenarios=n,
+        var_95=-quantile_from_smallest(smallest, n, _tail(0.95)),
+        var_99=-quantile_from_smallest(smallest, n, _tail(0.99)),
+        es_975=float(-tail.pnl[tail.es_rows(n)].mean()),
+        mean=moments.mean,
+        std=moments.std,
+        worst=[{"scenario_id": int(i), "pnl": float(p)} for i, p in zip(tail.ids[:WORST_N], tail.pnl[:WORST_N])],
+    )
 
 
 def summarise(scenario_ids: np.ndarray, pnl: np.ndarray) -> RiskSummary:
-    accumulator = TailAccumulator(total=int(pnl.shape[0]))
-    accumulator.add(scenario_ids, pnl)
-    return accumulator.summary()
+    """The risk summary of a whole P&L vector in memory, by the same steps as a run's."""
+    n = int(pnl.shape[0])
+    smallest = SmallestValues(max(var_tail_size(n), es_tail_size(n)))
+    smallest.add(pnl)
+    ordered = smallest.sorted()
+    inside = pnl <= tail_threshold(ordered, n)
+    tail = TailRows.worst([TailRows(pnl[inside], scenario_ids[inside])], es_tail_size(n))
+    return risk_summary(ordered, tail, Moments.of([PnlStats.of(pnl)]))
 
 
 def tail_indices(pnl: np.ndarray, level: float) -> np.ndarray:

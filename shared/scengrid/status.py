@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from scengrid.aws import client
 from scengrid.errors import InvalidInput
+from scengrid.risk import PnlStats
 from scengrid.settings import get_settings
 
 
@@ -43,7 +44,7 @@ class RunRecord(BaseModel):
     created_at: str | None = None
     updated_at: str | None = None
     summary_key: str | None = None
-    pnl_key: str | None = None
+    pnl_prefix: str | None = None  # the run's P&L dataset, once COMPLETE
     reason: str | None = None
     finished_at: str | None = None
     var_95: float | None = None
@@ -86,6 +87,12 @@ class ShardRecord(BaseModel):
     task_id: str | None = None
     error: str | None = None
     model_version: str | None = None  # SHA-256 of the PD model that scored it (credit overlay)
+    pnl_stats: PnlStats | None = None  # the worker's P&L figures of the shard (stored as JSON)
+
+    @field_validator("pnl_stats", mode="before")
+    @classmethod
+    def _stats_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
 
 
 def _from_item(item: dict[str, Any]) -> dict[str, Any]:

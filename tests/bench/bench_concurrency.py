@@ -37,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from scengrid import layout, s3io  # noqa: E402
+from scengrid import layout, pnl_dataset, s3io  # noqa: E402
 from scengrid.spec import GeneratedScenarios, ModelRef, RunSpec  # noqa: E402
 from scengrid.status import Status, read_run, read_shards  # noqa: E402
 from scengrid_cli.local.stack import LocalStack  # noqa: E402
@@ -92,7 +92,7 @@ def check(run_id: str, spec: RunSpec, record: Any) -> tuple[dict[str, Any], list
     if rows != spec.scenarios.count or record.shards_done != record.shards_total or len(shards) != record.shards_total:
         problems.append(f"{run_id}: {rows} rows in {len(shards)} shards for {spec.scenarios.count} scenarios, "
                         f"{record.shards_done}/{record.shards_total} done")
-    pnl = s3io.get_table(layout.pnl_key(run_id)).column("pnl").to_numpy()
+    pnl = pnl_dataset.read_run(run_id, ["pnl"]).column("pnl").to_numpy()
     if len(pnl) != spec.scenarios.count:
         problems.append(f"{run_id}: {len(pnl)} P&L rows for {spec.scenarios.count} scenarios")
     return {"digest": hashlib.sha256(pnl.tobytes()).hexdigest(), "duplicates_refused": record.duplicates}, problems

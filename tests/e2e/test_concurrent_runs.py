@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from scengrid import layout, s3io, work_queues
+from scengrid import layout, pnl_dataset, s3io, work_queues
 from scengrid.aws import client
 from scengrid.spec import GeneratedScenarios, RunSpec
 from scengrid.status import RunRecord, Status, read_run, read_shards
@@ -53,7 +53,7 @@ def together(local_stack) -> Together:  # noqa: ANN001
 
 
 def pnl_bits(run_id: str) -> np.ndarray:
-    return s3io.get_table(layout.pnl_key(run_id)).column("pnl").to_numpy().view(np.uint64)
+    return pnl_dataset.read_run(run_id, ["pnl"]).column("pnl").to_numpy().view(np.uint64)
 
 
 def test_the_small_run_completes_while_the_big_one_is_still_running(together: Together) -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from scengrid_cli.local.demo import retry_on_stack, run_on_stack
+from scengrid import pnl_dataset
 from scengrid.spec import GeneratedScenarios, RunSpec
 from scengrid.status import Status, read_shards
 from tests.eventbridge import bus_spy
@@ -30,7 +31,7 @@ def demo(tmp_path, *extra: str) -> dict:  # noqa: ANN001
 
 
 def bits(results_dir: str) -> np.ndarray:
-    table = pq.read_table(f"{results_dir}/pnl/pnl.parquet")
+    table = pnl_dataset.read_local(Path(results_dir) / "pnl")
     assert np.array_equal(table.column("scenario_id").to_numpy(), np.arange(50_000))
     return table.column("pnl").to_numpy().view(np.uint64)
 
@@ -81,6 +82,6 @@ def test_a_poisoned_shard_fails_the_run_and_a_retry_completes_it(local_stack, tm
     assert retried.record.shards_done == 4 and retried.record.shards_failed == 0
     again = {s.shard_id: s.round for s in read_shards(poisoned.run_id)}
     assert again == {"000000": 1, "000001": 1, "000002": 2, "000003": 1}  # only the failed shard ran again
-    a = pq.read_table(clean.results_dir / "pnl" / "pnl.parquet").column("pnl").to_numpy()
-    b = pq.read_table(retried.results_dir / "pnl" / "pnl.parquet").column("pnl").to_numpy()
+    a = pnl_dataset.read_local(clean.results_dir / "pnl").column("pnl").to_numpy()
+    b = pnl_dataset.read_local(retried.results_dir / "pnl").column("pnl").to_numpy()
     assert np.array_equal(a.view(np.uint64), b.view(np.uint64))

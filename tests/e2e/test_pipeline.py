@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from scengrid import layout, s3io
+from scengrid import layout, pnl_dataset, s3io
 from scengrid.events import ShardDone, publish
 from scengrid_cli.local.demo import run_on_stack
 from scengrid_cli.local.results import state_names
@@ -32,7 +32,7 @@ def first_run(local_stack, tmp_path_factory):  # noqa: ANN001, ANN201
 
 
 def merged_pnl(run_id: str) -> pa.Table:
-    return s3io.get_table(layout.pnl_key(run_id))
+    return pnl_dataset.read_run(run_id)
 
 
 def test_run_completes_with_every_shard_complete(first_run) -> None:  # noqa: ANN001
@@ -59,7 +59,7 @@ def test_merged_pnl_has_every_scenario_once_and_var_is_numpys_quantile(first_run
     assert summary["var_99"] == -np.quantile(pnl, 0.01)
     assert summary["var_95"] == -np.quantile(pnl, 0.05)
     assert summary["mean"] == pytest.approx(pnl.mean(), rel=1e-12)
-    assert (first_run.results_dir / "summary.json").is_file() and (first_run.results_dir / "pnl" / "pnl.parquet").is_file()
+    assert (first_run.results_dir / "summary.json").is_file() and len(list((first_run.results_dir / "pnl").glob("*.parquet"))) == len(read_shards(first_run.run_id))
 
 
 def test_the_tracker_counts_each_shard_once_even_when_delivered_twice(first_run) -> None:  # noqa: ANN001

@@ -1,6 +1,6 @@
 """The Athena table ``pnl`` over a finished run: Athena reads every object under a partition's
 location (but those named ``_*`` or ``.*``), so after a real run that location must hold
-Parquet and nothing else. The emulator does not create Glue tables (moto_gaps 9), so the
+Parquet and nothing else: one file per shard, the run's P&L dataset, which DuckDB reads whole. The emulator does not create Glue tables (moto_gaps 9), so the
 location comes from the template itself, with the stack's bucket and the run id put in."""
 
 from __future__ import annotations
@@ -8,10 +8,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from scengrid import layout
 from scengrid.aws import client
+from scengrid.status import read_shards
 from scengrid.spec import GeneratedScenarios, RunSpec
 from scengrid_cli.local.cfn import load_template
 from scengrid_cli.local.demo import run_on_stack
@@ -50,8 +53,17 @@ def test_the_tables_location_for_a_finished_run_holds_only_parquet(local_stack, 
     assert keys, f"nothing under {location}"
     assert [k for k in keys if not k.endswith(".parquet")] == [], f"Athena would read these as Parquet: {keys}"
 
-    rows = 0
-    for key in keys:  # and they are Parquet: every scenario once across them
-        s3.download_file(bucket, key, str(tmp_path / "part.parquet"))
-        rows += pq.read_metadata(tmp_path / "part.parquet").num_rows
-    assert rows == SCENARIOS
+    assert sorted(keys) == [layout.shard_key(outcome.run_id, s.shard_id) for s in sorted(read_shards(outcome.run_id), key=lambda s: s.shard_id)]
+    assert outcome.summary["pnl_dataset"]["uri"] == location and outcome.summary["pnl_dataset"]["files"] == sorted(keys)
+
+    dataset = tmp_path / "dataset"  # the location's objects, as `scengrid results` downloads them
+    dataset.mkdir()
+    for key in keys:
+        s3.download_file(bucket, key, str(dataset / key.rsplit("/", 1)[1]))
+    [(n, ids, first, last, worst)] = duckdb.connect().execute(
+        f"select count(*), count(distinct scenario_id), min(scenario_id), max(scenario_id), min(pnl) "
+        f"from read_parquet('{dataset}/*.parquet')"
+    ).fetchall()
+    assert (n, ids, first, last) == (SCENARIOS, SCENARIOS, 0, SCENARIOS - 1)
+    assert worst == outcome.summary["worst"][0]["pnl"]
+    assert sum(pq.read_metadata(dataset / k.rsplit("/", 1)[1]).num_rows for k in keys) == SCENARIOS

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
-from scengrid import layout
+from scengrid import layout, pnl_dataset
 from scengrid.aws import client
 from scengrid.models import registry
 from scengrid.settings import get_settings
@@ -110,7 +109,7 @@ def tasks(request: pytest.FixtureRequest, local_stack: LocalStack, test_models: 
 def pnl_bits(outcome: RunOutcome, scenarios: int) -> np.ndarray:
     assert outcome.record.status is Status.COMPLETE, outcome.record.reason
     assert outcome.results_dir is not None
-    table = pq.read_table(outcome.results_dir / "pnl" / "pnl.parquet")
+    table = pnl_dataset.read_local(outcome.results_dir / "pnl")
     assert np.array_equal(table.column("scenario_id").to_numpy(), np.arange(scenarios))
     return table.column("pnl").to_numpy().view(np.uint64)
 
@@ -290,6 +289,6 @@ def test_the_demo_in_containers_is_complete_and_bit_identical_to_the_demo_in_pro
     containers = demo(tmp_path / "containers", "--containers")
     for result in (processes, containers):
         assert result["status"] == "COMPLETE" and result["shard_statuses"] == {"COMPLETE": result["shards"]}
-    a = pq.read_table(Path(processes["results_dir"]) / "pnl" / "pnl.parquet").column("pnl").to_numpy()
-    b = pq.read_table(Path(containers["results_dir"]) / "pnl" / "pnl.parquet").column("pnl").to_numpy()
+    a = pnl_dataset.read_local(Path(processes["results_dir"]) / "pnl").column("pnl").to_numpy()
+    b = pnl_dataset.read_local(Path(containers["results_dir"]) / "pnl").column("pnl").to_numpy()
     assert len(a) == 20_000 and np.array_equal(a.view(np.uint64), b.view(np.uint64))

@@ -101,7 +101,7 @@ def requested(run_id: str, round_: int = 1) -> RunRequested:
 
 
 def all_done(run_id: str) -> AllDone:
-    return AllDone(run_id=run_id, summary_key="s", pnl_key="p", scenarios=SCENARIOS, var_95=1.0, var_99=2.0, es_975=2.5)
+    return AllDone(run_id=run_id, summary_key="s", pnl_prefix="p/", pnl_files=1, scenarios=SCENARIOS, var_95=1.0, var_99=2.0, es_975=2.5)
 
 
 def test_a_run_gives_its_admission_back_once_when_it_ends(local_stack, table: str) -> None:  # noqa: ANN001

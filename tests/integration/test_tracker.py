@@ -42,7 +42,7 @@ def events_of_a_run(run_id: str) -> list:
                   var_99=2.0 + 0.1 * i)
         for i in range(SHARDS)
     ]
-    finished = AllDone(run_id=run_id, summary_key="s", pnl_key="p", scenarios=3000, var_95=1.0, var_99=2.0, es_975=2.5)
+    finished = AllDone(run_id=run_id, summary_key="s", pnl_prefix="p/", pnl_files=1, scenarios=3000, var_95=1.0, var_99=2.0, es_975=2.5)
     return [RunRequested(run_id=run_id, spec=spec), *written, *done, finished]
 
 

@@ -91,8 +91,8 @@ def test_the_athena_table_reads_the_pnl_dataset_prefix_and_only_parquet_goes_the
     assert table["Parameters"]["storage.location.template"] == dataset
     assert table["StorageDescriptor"]["Location"] == dataset
     prefix = layout.pnl_dataset_prefix("r")
-    assert layout.pnl_key("r").startswith(prefix) and layout.pnl_key("r").endswith(".parquet")
-    others = (layout.manifest_key("r"), layout.worker_groups_key("r"), layout.shard_key("r", "000001"),
+    assert layout.shard_key("r", "000001").startswith(prefix) and layout.shard_key("r", "000001").endswith(".parquet")
+    others = (layout.manifest_key("r"), layout.worker_groups_key("r"),
               layout.summary_key("r"), layout.report_key("r"), layout.histogram_key("r"))
     assert [k for k in others if k.startswith(prefix)] == []
 
@@ -103,10 +103,24 @@ def test_the_collator_may_write_every_result_key() -> None:
     statements = _template_resource("CollatorJobRole")["Policies"][0]["PolicyDocument"]["Statement"]
     writes = [s["Resource"] for s in statements if s["Action"] == "s3:PutObject"]
     patterns = [r["Fn::Sub"].removeprefix("${Bucket.Arn}/") for w in writes for r in (w if isinstance(w, list) else [w])]
-    for key in (layout.summary_key("r"), layout.pnl_key("r"), layout.report_key("r"), layout.histogram_key("r")):
+    for key in (layout.summary_key("r"), layout.report_key("r"), layout.histogram_key("r")):
         assert any(fnmatchcase(key, p) for p in patterns), key
+    assert not any(fnmatchcase(layout.shard_key("r", "000001"), p) for p in patterns)  # the dataset is the workers'
+
+
+def test_the_workers_write_the_dataset_and_the_collator_reads_it() -> None:
+    from fnmatch import fnmatchcase
+
+    def patterns(role: str, action: str) -> list[str]:
+        statements = _template_resource(role)["Policies"][0]["PolicyDocument"]["Statement"]
+        found = [s["Resource"] for s in statements if action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])]
+        return [r["Fn::Sub"].removeprefix("${Bucket.Arn}/") for w in found for r in (w if isinstance(w, list) else [w])]
+
+    key = layout.shard_key("r", "000001")
+    assert any(fnmatchcase(key, p) for p in patterns("WorkerJobRole", "s3:PutObject")), key
+    assert any(fnmatchcase(key, p) for p in patterns("CollatorJobRole", "s3:GetObject")), key
 
 
 def test_results_keep_their_names_locally_and_the_pnl_dataset_is_a_folder() -> None:
-    keys = (layout.summary_key("r"), layout.pnl_key("r"), layout.report_key("r"), layout.histogram_key("r"))
-    assert [layout.result_name("r", k) for k in keys] == ["summary.json", "pnl/pnl.parquet", "report.html", "pnl-histogram.png"]
+    keys = (layout.summary_key("r"), layout.shard_key("r", "000001"), layout.report_key("r"), layout.histogram_key("r"))
+    assert [layout.result_name("r", k) for k in keys] == ["summary.json", "pnl/000001.parquet", "report.html", "pnl-histogram.png"]

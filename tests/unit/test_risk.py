@@ -4,7 +4,21 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from scengrid.risk import TailAccumulator, batch_means, expected_shortfall, shard_value_at_risk, summarise, value_at_risk
+from scengrid.risk import (
+    Moments,
+    PnlStats,
+    SmallestValues,
+    TailRows,
+    batch_means,
+    es_tail_size,
+    expected_shortfall,
+    risk_summary,
+    shard_value_at_risk,
+    summarise,
+    tail_threshold,
+    value_at_risk,
+    var_tail_size,
+)
 
 
 def test_var_is_minus_numpys_quantile() -> None:
@@ -36,24 +50,58 @@ def test_summary_lists_the_worst_scenarios_by_id() -> None:
     assert [w["scenario_id"] for w in s.worst[:3]] == [119, 118, 117]
 
 
-@pytest.mark.parametrize("batches", [1, 7, 200])
-def test_streamed_var_and_es_equal_numpys_on_the_whole_vector(batches: int) -> None:
+def _collated(ids: np.ndarray, pnl: np.ndarray, parts: dict[str, np.ndarray], shards: int):
+    """The collator's steps over shards of the vectors: per-shard figures, each shard's
+    smallest values (its sorted head), then its rows at or below the tail threshold."""
+    n = pnl.shape[0]
+    keep = max(var_tail_size(n), es_tail_size(n))
+    smallest = SmallestValues(keep)
+    stats, sorted_shards = [], []
+    for part in np.array_split(np.arange(n), shards):
+        stats.append(PnlStats.of(pnl[part], {k: v[part] for k, v in parts.items()}))
+        order = part[np.argsort(pnl[part], kind="stable")]  # a shard file: worst first
+        sorted_shards.append(order)
+        smallest.add(pnl[order][:keep])
+        assert smallest.values.shape[0] <= keep  # O(tail) memory
+    ordered = smallest.sorted()
+    threshold = tail_threshold(ordered, n)
+    candidates = [
+        TailRows(pnl[rows][pnl[rows] <= threshold], ids[rows][pnl[rows] <= threshold],
+                 {k: v[rows][pnl[rows] <= threshold] for k, v in parts.items()})
+        for rows in sorted_shards
+    ]
+    tail = TailRows.worst(candidates, es_tail_size(n))
+    return risk_summary(ordered, tail, Moments.of(stats)), tail, stats
+
+
+@pytest.mark.parametrize("shards", [1, 7, 200])
+def test_collated_var_and_es_equal_numpys_on_the_whole_vector(shards: int) -> None:
     n = 200_000
     rng = np.random.default_rng(42)
     pnl = rng.standard_t(4, size=n) * 1e5
     ids = np.arange(n)
-    accumulator = TailAccumulator(total=n)
-    for part in np.array_split(np.arange(n), batches):
-        accumulator.add(ids[part], pnl[part], {"pnl_x": pnl[part] * 0.5})
-    s = accumulator.summary()
+    s, tail, stats = _collated(ids, pnl, {"pnl_x": pnl * 0.5}, shards)
     assert s.var_95 == -np.quantile(pnl, 0.05)
     assert s.var_99 == -np.quantile(pnl, 0.01)
     k = math.ceil(0.025 * n)
     assert s.es_975 == -np.sort(pnl)[:k].mean()
     assert s.mean == pytest.approx(pnl.mean(), rel=1e-12) and s.std == pytest.approx(pnl.std(ddof=1), rel=1e-12)
     assert [w["scenario_id"] for w in s.worst] == list(np.argsort(pnl, kind="stable")[:10])
-    assert accumulator.kept <= math.ceil(0.05 * n) + math.ceil(0.025 * n) + 12  # O(tail) memory
-    assert accumulator.parts["pnl_x"][accumulator.tail_rows(0.975)].mean() == pytest.approx(-s.es_975 * 0.5)
+    assert tail.pnl.shape[0] == k + 10
+    assert tail.parts["pnl_x"][tail.es_rows(n)].mean() == pytest.approx(-s.es_975 * 0.5)
+    assert Moments.of(stats).part_sums["pnl_x"] == pytest.approx((pnl * 0.5).sum(), rel=1e-12)
+
+
+def test_ties_at_the_tail_threshold_fall_by_scenario_id_in_any_shard_layout() -> None:
+    """Many equal P&L values straddle the ES tail's edge: the kept rows are the same whatever
+    the shards, the lowest scenario ids among the equal ones."""
+    n = 1_000
+    pnl = np.where(np.arange(n) % 3 == 0, -5.0, np.random.default_rng(2).normal(size=n))
+    ids = np.arange(n)
+    tails = [_collated(ids, pnl, {}, shards)[1] for shards in (1, 3, 10)]
+    for tail in tails[1:]:
+        assert np.array_equal(tail.ids, tails[0].ids) and np.array_equal(tail.pnl, tails[0].pnl)
+    assert list(tails[0].ids[:5]) == [0, 3, 6, 9, 12]
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 19, 20, 21, 101])
