@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import pyarrow.parquet as pq
 import pytest
 import requests
 
@@ -161,12 +162,19 @@ def test_submit_watch_and_fetch_results(stack_dir: Path) -> None:
 
     fetched = last_json(scengrid(stack_dir, "results", run_id, "--out", str(stack_dir / "results"), "--json"))
     assert fetched["summary"]["scenarios"] == 10_000
-    assert (stack_dir / "results" / run_id / "pnl" / "pnl.parquet").stat().st_size > 0
+    dataset = sorted((stack_dir / "results" / run_id / "pnl").glob("*.parquet"))
+    assert [f.name for f in dataset] == [f"{i:06d}.parquet" for i in range(4)]  # one file per shard, nothing merged
+    assert not (stack_dir / "results" / run_id / "pnl.parquet").exists()
     assert (stack_dir / "results" / run_id / "report.html").is_file()
     query = "select count(*) as n, count(distinct scenario_id) as ids, min(pnl) as worst from pnl"
     answer = last_json(scengrid(stack_dir, "results", run_id, "--out", str(stack_dir / "results"), "--sql", query, "--json"))
     assert answer["columns"] == ["n", "ids", "worst"] and answer["rows"][0][:2] == [10_000, 10_000]
     assert answer["rows"][0][2] == pytest.approx(fetched["summary"]["worst"][0]["pnl"])
+    merged = last_json(scengrid(stack_dir, "results", run_id, "--out", str(stack_dir / "results"), "--merge", "--json"))
+    table = pq.read_table(merged["merged"])
+    assert merged["merged"] == str(stack_dir / "results" / run_id / "pnl.parquet")
+    assert table.num_rows == 10_000 and table.column("scenario_id").to_pylist() == list(range(10_000))
+    assert table.column("pnl").to_numpy().min() == fetched["summary"]["worst"][0]["pnl"]
     bad_sql = scengrid(stack_dir, "results", run_id, "--out", str(stack_dir / "results"), "--sql", "select nope from pnl", check=False)
     assert bad_sql.returncode == 2 and "--sql" in bad_sql.stderr
     listed = last_json(scengrid(stack_dir, "runs", "--json"))

@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.table import Table
 
 from scengrid_cli.client import ApiClient
-from scengrid import layout
+from scengrid import layout, pnl_dataset
 from scengrid.errors import InvalidInput, ScengridError
 from scengrid.spec import RunSpec
 
@@ -28,7 +28,7 @@ POLL_S = 0.5
 
 def _command(subparsers: argparse._SubParsersAction, name: str, help_: str, example: str) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        name, help=help_, description=help_[0].upper() + help_[1:] + ".", epilog=f"example:\n  {example}",
+        name, help=help_, description=help_[0].upper() + help_[1:] + ".", epilog=f"examples:\n  {example}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
@@ -47,13 +47,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--watch", action="store_true", help="follow the run with a live progress bar until it ends")
     p.set_defaults(func=status)
 
-    p = _command(subparsers, "results", "show a COMPLETE run's risk summary and download its results", "scengrid results RUN_ID --out runs/")
+    p = _command(
+        subparsers,
+        "results",
+        "show a COMPLETE run's risk summary and download its results",
+        "scengrid results RUN_ID --out runs/\n  scengrid results RUN_ID --merge\n"
+        "  scengrid results RUN_ID --sql \"select scenario_id, pnl from pnl order by pnl limit 5\"",
+    )
     p.add_argument("run_id")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="download the result files to OUT/RUN_ID (default ./runs)")
+    p.add_argument(
+        "--out", type=Path, default=Path("runs"),
+        help="download the summary, the report and the P&L dataset (pnl/, one Parquet file per shard, each ordered by "
+        "P&L, worst first) to OUT/RUN_ID (default ./runs)",
+    )
+    p.add_argument(
+        "--merge", action="store_true",
+        help="also write OUT/RUN_ID/pnl.parquet: the whole P&L as one file in scenario order (written a shard at a time)",
+    )
     p.add_argument("--open", action="store_true", help="open report.html in the browser")
     p.add_argument(
         "--sql",
-        help="run a DuckDB query over the results; the tables are `pnl` (one row per scenario) and `summary`, "
+        help="run a DuckDB query over the results; the tables are `pnl` (the dataset: one row per scenario, in no "
+        "particular order) and `summary`, "
         "e.g. \"select * from pnl order by pnl limit 5\"",
     )
     p.set_defaults(func=results)
@@ -197,6 +212,12 @@ def results(args: argparse.Namespace) -> int:
         response.raise_for_status()
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_bytes(response.content)
+    if args.merge:
+        merged = target / "pnl.parquet"
+        rows = pnl_dataset.merge_local(target / "pnl", merged)
+        found = {**found, "merged": str(merged)}
+        if not args.json:
+            print(f"merged {rows:,} scenarios into {merged}", file=sys.stderr)
     if args.sql:
         return _query(args, target)
     if args.open:
