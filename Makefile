@@ -45,6 +45,8 @@ schemas: venv ## regenerate infra/schemas/ (events) and infra/openapi.json (API)
 bench: venv ## benchmarks (JSON on stdout); syncs the bench group (Dask, Ray, Lithops) for the pipeline benchmark
 	$(UV) run --frozen --group bench python tests/bench/bench_kernel.py
 	$(UV) run --frozen --group bench python tests/bench/bench_pipeline.py --json
+	$(UV) run --frozen --group bench python tests/bench/bench_scaling.py
+	$(UV) run --frozen --group bench python tests/bench/bench_collator.py
 	$(UV) run --frozen --group bench python tests/bench/bench_inference.py
 	$(UV) run --frozen --group bench python tests/bench/bench_concurrency.py
 

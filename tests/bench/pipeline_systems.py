@@ -7,10 +7,12 @@ for scengrid); the checksum of those columns, in scenario order, is compared aga
 plain process pool's afterwards, outside the timed part.
 
 A system's long-lived parts (the local stack; a Dask or Ray cluster, warmed up with the
-imports and the model on each worker) start before the clock and are reported as
-``startup_s``. Per-run costs (worker start-up, model preparation, moving results) count.
+imports and the model on each worker; a warm process pool) start before the clock and are
+reported as ``startup_s``. Per-run costs (worker start-up, model preparation, moving results)
+count. The process runs the same work ``--runs`` times: the first run is the cold one (the
+cold figure adds the start-up), the others are warm.
 
-    python -m tests.bench.pipeline_systems SYSTEM --scenarios N --cores C [--shards JSON] [--shard-size S]
+    python -m tests.bench.pipeline_systems SYSTEM --scenarios N --cores C --runs R [--shards JSON] [--shard-size S]
 """
 
 from __future__ import annotations
@@ -69,17 +71,30 @@ def merge(parts: Sequence[Columns]) -> Columns:
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
-def timed(run: Callable[[], Sequence[Columns]]) -> tuple[float, Columns]:
+def timed(run: Callable[[], Sequence[Columns]]) -> tuple[float, str]:
+    """One run's wall time and its results' checksum (computed off the clock)."""
     started = time.perf_counter()
     parts = run()
-    return time.perf_counter() - started, merge(parts)
+    return time.perf_counter() - started, checksum(merge(parts))
+
+
+def runs_of(run: Callable[[], tuple[float, str]], runs: int, startup: float) -> dict[str, Any]:
+    """``runs`` runs one after the other: the first is the cold one (with ``startup`` it is the
+    cold figure), the others are warm."""
+    walls, sums = [], []
+    for _ in range(runs):
+        wall, digest = run()
+        walls.append(wall)
+        sums.append(digest)
+    return {"startup_s": startup, "walls_s": walls, "checksums": sums}
 
 
 # ------------------------------------------------------------------ (a) scengrid
-def run_scengrid(scenarios: int, cores: int, shard_size: int | None) -> dict[str, Any]:
+def run_scengrid(scenarios: int, cores: int, shard_size: int | None, runs: int) -> dict[str, Any]:
     """The local stack as ``scengrid demo`` runs it; the clock runs from submit to COMPLETE
-    (the runs item final and the execution SUCCEEDED)."""
-    from scengrid import layout, s3io
+    (the runs item final and the execution SUCCEEDED). Reading the P&L dataset back for the
+    checksum is off the clock."""
+    from scengrid import layout, pnl_dataset, s3io
     from scengrid_cli.local.demo import watch_run
     from scengrid_cli.local.pollers import execution_arn
     from scengrid_cli.local.results import shard_seconds, stage_seconds
@@ -91,45 +106,66 @@ def run_scengrid(scenarios: int, cores: int, shard_size: int | None) -> dict[str
         scenarios=source(scenarios),
         shard_size=shard_size or "auto",
     )
+    details: list[dict[str, Any]] = []
+    started = time.perf_counter()
     with LocalStack(job_slots=cores) as stack:
         assert stack.settings is not None
-        started = time.perf_counter()
-        run_id = stack.api_client().submit(spec.model_dump(mode="json"))["run_id"]  # POST /runs, as scengrid demo
-        arn = execution_arn(stack.settings.state_machine_arn, run_id, 1)
-        record, execution = watch_run(run_id, arn, 3600, lambda record: None)
-        wall = time.perf_counter() - started
-        if record.status is not Status.COMPLETE:
-            raise RuntimeError(f"run {run_id} ended {record.status}: {record.reason or execution}")
-        manifest = s3io.get_json(layout.manifest_key(run_id))
-        table = s3io.get_table(layout.pnl_key(run_id))
-        columns = {name: table.column(name).to_numpy() for name in table.column_names if name != "scenario_id"}
-        return {
-            "wall_s": wall,
-            "startup_s": stack.startup_s,
-            "shards": [[s["start"], s["count"]] for s in manifest["shards"]],
-            "workers": manifest["sizing"]["workers"],
-            "stages_s": stage_seconds(arn),
-            "worker_time": shard_seconds(run_id),
-            "checksum": checksum(columns),
-        }
+        startup = time.perf_counter() - started
+
+        def run() -> tuple[float, str]:
+            started = time.perf_counter()
+            run_id = stack.api_client().submit(spec.model_dump(mode="json"))["run_id"]  # POST /runs, as scengrid demo
+            arn = execution_arn(stack.settings.state_machine_arn, run_id, 1)
+            record, execution = watch_run(run_id, arn, 3600, lambda record: None)
+            wall = time.perf_counter() - started
+            if record.status is not Status.COMPLETE:
+                raise RuntimeError(f"run {run_id} ended {record.status}: {record.reason or execution}")
+            table = pnl_dataset.read_run(run_id)
+            columns = {name: table.column(name).to_numpy() for name in table.column_names if name != "scenario_id"}
+            manifest = s3io.get_json(layout.manifest_key(run_id))
+            collation = s3io.get_json(layout.summary_key(run_id))["collation"]
+            details.append({"manifest": manifest, "stages_s": stage_seconds(arn), "worker_time": shard_seconds(run_id),
+                            "collation": collation})
+            return wall, checksum(columns)
+
+        result = runs_of(run, runs, startup)
+    manifest = details[-1]["manifest"]
+    return {
+        **result,
+        "shards": [[s["start"], s["count"]] for s in manifest["shards"]],
+        "workers": manifest["sizing"]["workers"],
+        "stages_s": [d["stages_s"] for d in details],
+        "worker_time": [d["worker_time"] for d in details],
+        "collation": [d["collation"] for d in details],
+    }
 
 
 # ------------------------------------------------------------------ (b) the kernel alone
-def run_process_pool(scenarios: int, cores: int, shards: list[Shard]) -> dict[str, Any]:
-    """A ProcessPoolExecutor over the shards, no I/O: the pool starts inside the clock, as a
-    script using one would."""
+def run_process_pool(scenarios: int, cores: int, shards: list[Shard], runs: int) -> dict[str, Any]:
+    """A ProcessPoolExecutor over the shards, no I/O. Cold: the pool starts inside the clock,
+    as a script using one would. Warm: a pool already started, its processes warmed up."""
 
-    def run() -> list[Columns]:
-        with ProcessPoolExecutor(cores) as pool:
-            futures = [pool.submit(evaluate_shard, scenarios, start, count) for start, count in shards]
-            return [f.result() for f in futures]
+    def cold() -> tuple[float, str]:
+        def run() -> list[Columns]:
+            with ProcessPoolExecutor(cores) as pool:
+                return [f.result() for f in [pool.submit(evaluate_shard, scenarios, a, n) for a, n in shards]]
 
-    wall, columns = timed(run)
-    return {"wall_s": wall, "startup_s": 0.0, "checksum": checksum(columns)}
+        return timed(run)
+
+    first = runs_of(cold, 1, 0.0)
+    with ProcessPoolExecutor(cores) as pool:
+        for process in [pool.submit(warm_up) for _ in range(2 * cores)]:
+            process.result()
+
+        def warm() -> tuple[float, str]:
+            return timed(lambda: [f.result() for f in [pool.submit(evaluate_shard, scenarios, a, n) for a, n in shards]])
+
+        rest = runs_of(warm, runs - 1, 0.0)
+    return {"startup_s": 0.0, "walls_s": first["walls_s"] + rest["walls_s"], "checksums": first["checksums"] + rest["checksums"]}
 
 
 # ------------------------------------------------------------------ (c) Dask
-def run_dask(scenarios: int, cores: int, shards: list[Shard]) -> dict[str, Any]:
+def run_dask(scenarios: int, cores: int, shards: list[Shard], runs: int) -> dict[str, Any]:
     from dask.distributed import Client, LocalCluster
 
     started = time.perf_counter()
@@ -142,12 +178,11 @@ def run_dask(scenarios: int, cores: int, shards: list[Shard]) -> dict[str, Any]:
             futures = [client.submit(evaluate_shard, scenarios, start, count, pure=False) for start, count in shards]
             return client.gather(futures)
 
-        wall, columns = timed(run)
-    return {"wall_s": wall, "startup_s": startup, "checksum": checksum(columns)}
+        return runs_of(lambda: timed(run), runs, startup)
 
 
 # ------------------------------------------------------------------ (d) Ray
-def run_ray(scenarios: int, cores: int, shards: list[Shard]) -> dict[str, Any]:
+def run_ray(scenarios: int, cores: int, shards: list[Shard], runs: int) -> dict[str, Any]:
     # Under `uv run` (make bench), Ray would start its workers through `uv run` with a copy of
     # the working directory; they run this interpreter, as every other system's do.
     os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
@@ -164,14 +199,13 @@ def run_ray(scenarios: int, cores: int, shards: list[Shard]) -> dict[str, Any]:
         def run() -> list[Columns]:
             return ray.get([task.remote(scenarios, start, count) for start, count in shards])
 
-        wall, columns = timed(run)
+        return runs_of(lambda: timed(run), runs, startup)
     finally:
         ray.shutdown()
-    return {"wall_s": wall, "startup_s": startup, "checksum": checksum(columns)}
 
 
 # ------------------------------------------------------------------ (e) Lithops
-def run_lithops(scenarios: int, cores: int, shards: list[Shard]) -> dict[str, Any]:
+def run_lithops(scenarios: int, cores: int, shards: list[Shard], runs: int) -> dict[str, Any]:
     """Lithops' localhost backend: each call runs in a fresh process (its design), with its
     localhost storage for inputs and results."""
     import lithops
@@ -185,13 +219,12 @@ def run_lithops(scenarios: int, cores: int, shards: list[Shard]) -> dict[str, An
         return executor.get_result(futures)
 
     try:
-        wall, columns = timed(run)
+        return runs_of(lambda: timed(run), runs, startup)
     finally:
         executor.clean()
-    return {"wall_s": wall, "startup_s": startup, "checksum": checksum(columns)}
 
 
-PEERS: dict[str, Callable[[int, int, list[Shard]], dict[str, Any]]] = {
+PEERS: dict[str, Callable[[int, int, list[Shard], int], dict[str, Any]]] = {
     "process_pool": run_process_pool,
     "dask": run_dask,
     "ray": run_ray,
@@ -206,12 +239,13 @@ def main() -> None:
     parser.add_argument("--cores", type=int, required=True)
     parser.add_argument("--shards", help="JSON list of [start, count] (the peers)")
     parser.add_argument("--shard-size", type=int, help="scengrid: a fixed shard size instead of auto")
+    parser.add_argument("--runs", type=int, default=2, help="runs in this process: the first cold, the others warm")
     args = parser.parse_args()
     if args.system == "scengrid":
-        result = run_scengrid(args.scenarios, args.cores, args.shard_size)
+        result = run_scengrid(args.scenarios, args.cores, args.shard_size, args.runs)
     else:
         shards = [(int(start), int(count)) for start, count in json.loads(args.shards)]
-        result = PEERS[args.system](args.scenarios, args.cores, shards)
+        result = PEERS[args.system](args.scenarios, args.cores, shards, args.runs)
     sys.stdout.write(json.dumps(result) + "\n")
 
 
