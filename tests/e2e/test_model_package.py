@@ -130,9 +130,10 @@ def test_the_package_built_into_its_images_runs_as_containers_with_the_same_bits
                                  "--containers", "--model-image", tag, "--out", str(folder / "runs"), "--json", cwd=folder))
         assert run["status"] == "COMPLETE", run.get("reason")
         assert same_bits(pnl_table(run), pnl_table(first_run))
-        logs = Path(run["results_dir"]) / "logs"
-        jobs = "".join(p.read_text(errors="replace") for p in logs.glob("*")) if logs.is_dir() else ""
-        if jobs:  # the job logs name the images the containers ran
-            assert f"scengrid-worker:{tag}" in jobs
+        logs = Path(run["results_dir"]) / "logs"  # each job's log starts with its `<engine> run …`
+        for job, service in (("shard", "sharder"), ("work", "worker"), ("collate", "collator")):
+            ran = "".join(p.read_text(errors="replace") for p in logs.glob(f"scengrid-{job}-*.log"))
+            assert f" scengrid-{service}:{tag} " in ran, f"the {service} did not run its model image"
+            assert "--env SCENGRID_IMAGE" in ran  # the image the job ran, which its shard outputs record
     finally:
         subprocess.run([engine, "rmi", "--force", *(f"scengrid-{s}:{tag}" for s in BATCH_SERVICES)], capture_output=True)

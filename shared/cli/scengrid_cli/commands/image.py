@@ -52,6 +52,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_build)
 
 
+def _models_of(path: Path) -> list[str]:
+    """The model names the package registers (its scengrid.models entry points)."""
+    import tomllib
+
+    try:
+        project = tomllib.loads((path / "pyproject.toml").read_text()).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    return sorted(project.get("entry-points", {}).get("scengrid.models", {}))
+
+
 def run_build(args: argparse.Namespace) -> int:
     services = [s.strip() for s in args.services.split(",") if s.strip()]
     unknown = sorted(set(services) - set(ALL_SERVICES))
@@ -71,7 +82,8 @@ def run_build(args: argparse.Namespace) -> int:
     tag = built[0]["image"].split(":", 1)[1]
     for image in built:
         print(f"built {image['image']} ({image['size_bytes'] / 1e6:,.0f} MB, {image['build_s']} s)", file=sys.stderr)
-    print(f"run it: scengrid demo --model NAME --containers --model-image {tag}", file=sys.stderr)
+    for name in _models_of(args.path) or ["NAME"]:
+        print(f"run it: scengrid demo --model {name} --containers --model-image {tag}", file=sys.stderr)
     if args.json:
         sys.stdout.write(json.dumps({"model_image_tag": tag, "images": built}) + "\n")
     return 0
