@@ -8,8 +8,17 @@ from typing import Any
 import yaml
 
 
-class _CfnLoader(yaml.SafeLoader):
+# libyaml's parser reads the template in 0.05 s instead of 0.25-0.35 s (it is read twice for
+# every stack start); PyYAML without libyaml falls back to its pure-Python loader.
+_SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CfnLoader(_SAFE_LOADER):  # type: ignore[misc, valid-type]
     """A safe loader that turns ``!Ref X`` into ``{"Ref": "X"}`` and ``!Sub s`` into ``{"Fn::Sub": s}``."""
+
+
+class _PurePythonCfnLoader(yaml.SafeLoader):
+    """The same in pure Python (what a machine without libyaml uses)."""
 
 
 def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
@@ -27,7 +36,9 @@ def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
 
 
 _CfnLoader.add_multi_constructor("!", _construct)
+_PurePythonCfnLoader.add_multi_constructor("!", _construct)
 
 
-def load_template(path: Path) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+def load_template(path: Path, pure_python: bool = False) -> dict[str, Any]:
+    loader = _PurePythonCfnLoader if pure_python else _CfnLoader
+    return yaml.load(path.read_text(), Loader=loader)  # noqa: S506 - a SafeLoader subclass
