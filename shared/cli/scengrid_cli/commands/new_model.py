@@ -49,5 +49,18 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInput("--dir", f"cannot write {target}: {exc.strerror or exc}") from None
     kind = "per-scenario function" if args.per_scenario else "vectorised model"
     print(f"wrote the {kind} {args.name!r} to {target}/ (model: {target}/{args.name.replace('-', '_')}/model.py)", file=sys.stderr)
-    print(f"next: pip install -e {target} && scengrid model check {args.name}   (docs/models.md)", file=sys.stderr)
+    print(f"next: {install_command(target)} && scengrid model check {args.name}   (docs/models.md)", file=sys.stderr)
     return 0
+
+
+def install_command(target: Path) -> str:
+    """How to install the package into the environment this scengrid runs in: its pip, else
+    uv (a scengrid checkout's venv is uv's, without pip)."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pip") is not None:
+        return f"{sys.executable} -m pip install -e {target}"
+    uv = Path(__file__).resolve().parents[4] / ".tools" / "bin" / "uv"
+    uv_command = str(uv) if uv.is_file() else shutil.which("uv") or "uv"
+    return f"{uv_command} pip install --python {sys.executable} -e {target}"
