@@ -45,3 +45,45 @@ def test_the_image_is_recorded_with_its_digest() -> None:
     assert image_reference("123.dkr.ecr.eu-west-1.amazonaws.com/scengrid/worker:model-acme-1.0", digest).endswith(f":model-acme-1.0@{digest}")
     assert image_reference("repo/worker@" + digest, digest) == "repo/worker@" + digest
     assert image_reference("repo/worker:v1", "") == "repo/worker:v1"
+
+
+def test_on_aws_the_worker_reads_its_image_from_the_task_metadata_endpoint(monkeypatch) -> None:  # noqa: ANN001
+    """A stand-in for ECS's task metadata endpoint v4 (the container's own URI answers Image and ImageID)."""
+    import http.server
+    import threading
+
+    from scengrid.models import model_package
+    from services.worker import provenance
+
+    digest = "sha256:" + "cd" * 32
+    answer = json.dumps({"Name": "default", "Image": "123.dkr.ecr.eu-west-1.amazonaws.com/risk/worker:model-acme-1.0-abc",
+                         "ImageID": digest}).encode()
+
+    class Endpoint(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Endpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.delenv("SCENGRID_IMAGE", raising=False)
+        monkeypatch.setenv("ECS_CONTAINER_METADATA_URI_V4", f"http://127.0.0.1:{server.server_port}/v4/abc")
+        provenance.container_image.cache_clear()
+        assert provenance.provenance("linear") == {
+            "model_package": model_package("linear"), "image": f"123.dkr.ecr.eu-west-1.amazonaws.com/risk/worker:model-acme-1.0-abc@{digest}"}
+        monkeypatch.setenv("SCENGRID_IMAGE", "scengrid-worker:model-acme-1.0@sha256:ef")  # the local runner's, first
+        provenance.container_image.cache_clear()
+        assert provenance.provenance("linear")["image"] == "scengrid-worker:model-acme-1.0@sha256:ef"
+        monkeypatch.delenv("SCENGRID_IMAGE")
+        monkeypatch.delenv("ECS_CONTAINER_METADATA_URI_V4")
+        provenance.container_image.cache_clear()
+        assert "image" not in provenance.provenance("linear")  # a worker process, not a container
+    finally:
+        server.shutdown()
+        provenance.container_image.cache_clear()
