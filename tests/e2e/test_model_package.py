@@ -137,3 +137,24 @@ def test_the_package_built_into_its_images_runs_as_containers_with_the_same_bits
             assert "--env SCENGRID_IMAGE" in ran  # the image the job ran, which its shard outputs record
     finally:
         subprocess.run([engine, "rmi", "--force", *(f"scengrid-{s}:{tag}" for s in BATCH_SERVICES)], capture_output=True)
+
+
+def test_an_image_whose_model_does_not_load_is_refused_saying_why(tmp_path: Path) -> None:
+    """The package imports a library it does not declare: the build checks the models load in the
+    image (offline, as its user) and refuses it, naming the missing module."""
+    try:
+        engine = container_engine()
+    except ContainerEngineMissing as exc:
+        unavailable(str(exc))
+    if not image_exists(engine, "scengrid-worker:local"):
+        unavailable("scengrid-worker:local missing: build it with `make images`")
+    name = f"acme-broken-{uuid.uuid4().hex[:6]}"
+    scengrid("new-model", name, "--per-scenario", cwd=tmp_path)
+    model = tmp_path / name / name.replace("-", "_") / "model.py"
+    model.write_text(model.read_text().replace("import math\n", "import math\nimport acme_pricing_lib  # noqa: F401\n", 1))
+    result = subprocess.run([str(PYTHON), "-m", "scengrid_cli.cli", "image", "build", str(tmp_path / name), "--services", "worker"],
+                            capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert f"{name} does not load in scengrid-worker:model-{name}-0.1.0: ModuleNotFoundError: No module named 'acme_pricing_lib'" in result.stderr
+    assert "add it to the package's pyproject.toml" in result.stderr
+    assert not image_exists(engine, f"scengrid-worker:model-{name}-0.1.0")

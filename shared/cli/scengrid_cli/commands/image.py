@@ -63,6 +63,33 @@ def _models_of(path: Path) -> list[str]:
     return sorted(project.get("entry-points", {}).get("scengrid.models", {}))
 
 
+LOAD_CHECK = (
+    "import sys\n"
+    "from scengrid.models.registry import model_class\n"
+    "for name in sys.argv[1:]:\n"
+    "    model_class(name)\n"
+)
+
+
+def _check_loads(image: str, models: list[str]) -> None:
+    """The package's models load in the image, as its user, without a network: a base image older
+    than the package's scengrid, or a missing dependency, fails here (and the image is removed)
+    rather than in a run."""
+    if not models:
+        return
+    from scengrid_cli.local.container_jobs import container_engine
+
+    result = subprocess.run([container_engine(), "run", "--rm", "--network", "none", "--pull=never", image,
+                             "python", "-c", LOAD_CHECK, *models], capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        subprocess.run([container_engine(), "rmi", image], capture_output=True)  # no run may take it
+        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise ScengridError(
+            f"{', '.join(models)} does not load in {image}: {last}. If scengrid's own images are older than this "
+            "checkout, rebuild them (make images); if a dependency is missing, add it to the package's pyproject.toml"
+        )
+
+
 def run_build(args: argparse.Namespace) -> int:
     services = [s.strip() for s in args.services.split(",") if s.strip()]
     unknown = sorted(set(services) - set(ALL_SERVICES))
@@ -79,6 +106,7 @@ def run_build(args: argparse.Namespace) -> int:
         if result.returncode != 0:
             raise ScengridError(f"the {service} image did not build (its output is above); scripts/build-image exited {result.returncode}")
         built.append(json.loads(result.stdout.strip().splitlines()[-1]))
+        _check_loads(built[-1]["image"], _models_of(args.path))
     tag = built[0]["image"].split(":", 1)[1]
     for image in built:
         print(f"built {image['image']} ({image['size_bytes'] / 1e6:,.0f} MB, {image['build_s']} s)", file=sys.stderr)
