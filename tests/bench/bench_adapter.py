@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -32,13 +33,18 @@ from scengrid.spec import GeneratedScenarios
 
 
 def per_call_us(runs: dict[str, Callable[[], object]], calls: int, repeats: int) -> dict[str, dict[str, float]]:
-    """Each run ``repeats`` times, interleaved (one of each per round), so that a change in the
-    machine's load during the measurement touches every figure alike."""
+    """Each run ``repeats`` times, interleaved (one of each per round, in a shuffled order), so
+    that a change in the machine's load, or what the run before left in the allocator, touches
+    every figure alike."""
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for run in runs.values():
         run()  # warm
+    order = random.Random(0)
     for _ in range(repeats):
-        for name, run in runs.items():
+        names = list(runs)
+        order.shuffle(names)
+        for name in names:
+            run = runs[name]
             started = time.perf_counter()
             run()
             samples[name].append((time.perf_counter() - started) / calls * 1e6)
