@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -204,14 +205,14 @@ def results(args: argparse.Namespace) -> int:
     found = client.results(args.run_id)
     target = args.out / args.run_id
     target.mkdir(parents=True, exist_ok=True)
-    for name, url in found["urls"].items():  # summary.json, pnl/pnl.parquet, …
+    files = {}
+    for name, url in found["urls"].items():  # summary.json, report.html, …, pnl/000000.parquet, …
         local = target / name
         if not local.resolve().is_relative_to(target.resolve()):
             raise ScengridError(f"the API named a result file outside {target}: {name}; is SCENGRID_API_URL the scengrid API?")
-        response = requests.get(url, timeout=120)
-        response.raise_for_status()
-        local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_bytes(response.content)
+        files[local] = url
+    with ThreadPoolExecutor(DOWNLOADS) as pool:  # a dataset has a file per shard: fetch several at once
+        list(pool.map(lambda item: _download(*item), files.items()))  # raises the first failure
     if args.merge:
         merged = target / "pnl.parquet"
         rows = pnl_dataset.merge_local(target / "pnl", merged)
@@ -230,6 +231,19 @@ def results(args: argparse.Namespace) -> int:
         table.add_row(label, f"{summary[key]:,.2f}" if isinstance(summary[key], float) else f"{summary[key]:,}")
     _emit(args, {**found, "results_dir": str(target)}, table)
     return 0
+
+
+DOWNLOADS = 8  # result files fetched at once
+
+
+def _download(local: Path, url: str) -> None:
+    """A presigned URL's object to ``local``, streamed to disk (a shard file can be large)."""
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with requests.get(url, timeout=120, stream=True) as response:
+        response.raise_for_status()
+        with local.open("wb") as out:
+            for block in response.iter_content(1 << 20):
+                out.write(block)
 
 
 def _query(args: argparse.Namespace, results_dir: Path) -> int:
