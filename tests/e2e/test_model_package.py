@@ -1,9 +1,11 @@
 """A quant's model from scaffold to the whole pipeline, as a new user runs it, every step a
 ``scengrid`` command in a process of its own: ``scengrid new-model --per-scenario`` in a folder
 outside the repository; the package installed into the venv; ``scengrid model check`` and the
-package's own test pass; ``scengrid demo`` in two shard sizes gives bit-identical results; then
+package's own test pass; ``scengrid demo`` in two shard sizes gives bit-identical results, and
+the run's summary and report record the model's package; then
 (where a container engine and scengrid's images are) ``scengrid image build`` and ``scengrid
-demo --containers --model-image`` run it in its images, with the same bits again.
+demo --containers --model-image`` run it in its images, with the same bits again, the summary
+and report recording the image with its digest.
 
 The package is installed (editable, with uv) at the start and uninstalled at the end; the model's
 name is unique to the session, and its images are removed at the end."""
@@ -101,6 +103,10 @@ def test_a_scaffolded_per_scenario_model_passes_its_checks_and_runs_bit_identica
     assert a.num_rows == SCENARIOS and np.array_equal(a.column("scenario_id"), np.arange(SCENARIOS))
     assert same_bits(a, b)
     assert first_run["var_99"] == second["var_99"]
+    # what the run records: the model's package (from the shards' metadata); no image for processes
+    summary = json.loads((Path(first_run["results_dir"]) / "summary.json").read_text())
+    assert summary["model_package"] == f"{name} 0.1.0" and summary["image"] is None
+    assert f"{name} 0.1.0" in (Path(first_run["results_dir"]) / "report.html").read_text()
     # the model's own columns, from the function's mapping; the attribution adds up
     parts = sum(np.asarray(a.column(c)) for c in ("pnl_rates", "pnl_equity", "pnl_fx"))
     assert np.allclose(parts, np.asarray(a.column("pnl")), rtol=1e-12, atol=1e-9)
@@ -130,6 +136,10 @@ def test_the_package_built_into_its_images_runs_as_containers_with_the_same_bits
                                  "--containers", "--model-image", tag, "--out", str(folder / "runs"), "--json", cwd=folder))
         assert run["status"] == "COMPLETE", run.get("reason")
         assert same_bits(pnl_table(run), pnl_table(first_run))
+        summary = json.loads((Path(run["results_dir"]) / "summary.json").read_text())
+        assert summary["model_package"] == f"{name} 0.1.0"
+        assert summary["image"].startswith(f"scengrid-worker:{tag}@sha256:"), summary["image"]  # the image, with its digest
+        assert summary["image"] in (Path(run["results_dir"]) / "report.html").read_text()
         logs = Path(run["results_dir"]) / "logs"  # each job's log starts with its `<engine> run …`
         for job, service in (("shard", "sharder"), ("work", "worker"), ("collate", "collator")):
             ran = "".join(p.read_text(errors="replace") for p in logs.glob(f"scengrid-{job}-*.log"))
