@@ -27,10 +27,17 @@ class VisibilityHeartbeat:
             except Exception:  # the message is gone (deleted, or taken over): nothing to keep alive
                 return
 
-    def __enter__(self) -> VisibilityHeartbeat:
+    def start(self) -> VisibilityHeartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def __enter__(self) -> VisibilityHeartbeat:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

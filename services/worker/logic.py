@@ -1,12 +1,18 @@
 """The worker loop: pull shard work from the run's own SQS queue until it is drained, write
 Parquet, report. A worker with no run (docker-compose's long-lived one) serves every run's queue
-in turn."""
+in turn.
+
+A shard's output is written, announced and its message deleted on a writer thread while the
+next shard is evaluated: the model processes do not wait for S3. One write is in flight at a
+time, so a worker holds two shards' outputs at most, and its shard-done events keep their order."""
 
 from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +28,7 @@ from scengrid.observability import service_logger, service_metrics
 from scengrid.risk import PnlStats, shard_value_at_risk
 from scengrid.settings import Settings
 from scengrid.status import Status, read_run
+from scengrid.models.base import ShardOutput
 from scengrid.work import ShardWork
 
 from services.worker.evaluator import ShardEvaluator
@@ -47,6 +54,9 @@ class Worker:
         self.report = WorkerReport()
         self._stop = False
         self._max_receives: dict[str, int] = {}
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
+        self._writing: Future[None] | None = None
+        self._metrics_lock = threading.Lock()
 
     def max_receives(self, queue_url: str) -> int:
         """The queue's maxReceiveCount: the delivery after which a failure is final."""
@@ -86,21 +96,31 @@ class Worker:
         on ``worker_idle_polls`` empty looks in a row: a shard in flight elsewhere may come back.
         A run's queue that is gone (the run was cancelled and its round ended) ends the loop."""
         idle = 0
-        while not self._stop:
-            queues = self.queues()
-            queue_url, messages = self._receive(queues)
-            if not messages:
-                idle = idle + 1 if all(self._drained(q) for q in queues) else 0
-                if idle >= self.settings.worker_idle_polls:
-                    break
-                if self.settings.worker_poll_s < 1 or not queues:  # a short poll: pause before the next look
-                    time.sleep(min(self.settings.worker_poll_s, 1.0))
-                continue
-            idle = 0
-            for message in messages:
-                with VisibilityHeartbeat(self.sqs, queue_url, message["ReceiptHandle"], self.settings.visibility_timeout_s):
+        try:
+            while not self._stop:
+                queues = self.queues()
+                queue_url, messages = self._receive(queues)
+                if not messages:
+                    self.finish_writing()  # the shard in hand is announced before the queue is judged drained
+                    idle = idle + 1 if all(self._drained(q) for q in queues) else 0
+                    if idle >= self.settings.worker_idle_polls:
+                        break
+                    if self.settings.worker_poll_s < 1 or not queues:  # a short poll: pause before the next look
+                        time.sleep(min(self.settings.worker_poll_s, 1.0))
+                    continue
+                idle = 0
+                for message in messages:
                     self.process(queue_url, message)
+        finally:
+            self.finish_writing()
+            self._writer.shutdown()
         return self.report
+
+    def finish_writing(self) -> None:
+        """Wait for the shard being written (its error, if any, is raised here)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
 
     def _receive(self, queues: list[str]) -> tuple[str, list[dict[str, Any]]]:
         """One shard from the first of ``queues`` that has one (a long poll waits on the last)."""
@@ -139,14 +159,40 @@ class Worker:
             return
         logger.info("shard started", extra={"attempt": attempt})
         started = time.perf_counter()
+        heartbeat = VisibilityHeartbeat(self.sqs, queue_url, message["ReceiptHandle"], self.settings.visibility_timeout_s).start()
         try:
             if chaos.poisoned(work.shard_id):
                 raise ModelFailure(f"shard {work.shard_id} is poisoned by SCENGRID_CHAOS_POISON_SHARDS")
             output = self.evaluator.evaluate(work)
         except Exception as exc:  # the model is user code: any failure fails the shard attempt
+            heartbeat.stop()
             self._fail(queue_url, work, attempt, exc, message["ReceiptHandle"])
             return
         evaluated = time.perf_counter() - started
+        self.finish_writing()  # one shard written at a time
+        self._writing = self._writer.submit(self._write, queue_url, message, work, attempt, output, started, evaluated, heartbeat)
+
+    def _write(
+        self,
+        queue_url: str,
+        message: dict[str, Any],
+        work: ShardWork,
+        attempt: int,
+        output: ShardOutput,
+        started: float,
+        evaluated: float,
+        heartbeat: VisibilityHeartbeat,
+    ) -> None:
+        """On the writer thread: the shard's file, its shard-done, then its message deleted (the
+        heartbeat keeps the message hidden until then)."""
+        try:
+            self._announce(queue_url, message, work, attempt, output, started, evaluated)
+        finally:
+            heartbeat.stop()
+
+    def _announce(
+        self, queue_url: str, message: dict[str, Any], work: ShardWork, attempt: int, output: ShardOutput, started: float, evaluated: float
+    ) -> None:
         key = layout.shard_key(work.run_id, work.shard_id)
         pnl = output.columns["pnl"]
         stats = PnlStats.of(pnl, pnl_dataset.components(output.columns))
@@ -175,17 +221,18 @@ class Worker:
         # Only now is the output durable and announced: the message may go.
         self._delete(queue_url, message["ReceiptHandle"])
         self.report.done.append(work.shard_id)
-        logger.info("shard done", extra={"rows": table.num_rows, "seconds": round(duration, 3)})
+        logger.info("shard done", extra={"shard_id": work.shard_id, "rows": table.num_rows, "seconds": round(duration, 3)})
         self._emit_metrics(duration, table.num_rows, attempt, failed=False)
 
     def _emit_metrics(self, duration: float | None, rows: int, attempt: int, failed: bool) -> None:
         """One EMF record per shard attempt: duration, throughput, redeliveries, failures."""
-        if duration is not None:
-            metrics.add_metric(name="ShardDuration", unit=MetricUnit.Seconds, value=duration)
-            metrics.add_metric(name="ScenariosPerSecond", unit=MetricUnit.CountPerSecond, value=rows / max(duration, 1e-9))
-        metrics.add_metric(name="ShardRetries", unit=MetricUnit.Count, value=attempt - 1)
-        metrics.add_metric(name="ShardFailures", unit=MetricUnit.Count, value=int(failed))
-        metrics.flush_metrics()
+        with self._metrics_lock:  # the writer thread and a failing shard's may both flush
+            if duration is not None:
+                metrics.add_metric(name="ShardDuration", unit=MetricUnit.Seconds, value=duration)
+                metrics.add_metric(name="ScenariosPerSecond", unit=MetricUnit.CountPerSecond, value=rows / max(duration, 1e-9))
+            metrics.add_metric(name="ShardRetries", unit=MetricUnit.Count, value=attempt - 1)
+            metrics.add_metric(name="ShardFailures", unit=MetricUnit.Count, value=int(failed))
+            metrics.flush_metrics()
 
     def _cancelled(self, run_id: str) -> bool:
         """One GetItem per shard; a missing runs table setting means no cancellation check."""

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,8 @@ def test_the_model_version_is_recorded_with_each_shard_and_in_the_summary(by_lam
     for shard in read_shards(outcome.run_id):
         assert shard.model_version == small_pd_model.sha256  # from its shard-done event, by the tracker
         schema = s3io.get_table(layout.shard_key(outcome.run_id, shard.shard_id)).schema
-        assert result_metadata(schema) == {"model_version": small_pd_model.sha256}
+        assert result_metadata(schema) == {"model_version": small_pd_model.sha256, "model_package": f"scengrid {version('scengrid')}"}
+    assert outcome.summary["model_package"] == f"scengrid {version('scengrid')}"
 
 
 def test_inline_gives_the_same_losses_without_invoking_the_function(by_lambda, inline) -> None:  # noqa: ANN001

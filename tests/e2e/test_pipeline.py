@@ -101,7 +101,7 @@ def test_run_logs_are_collected_with_the_results(first_run) -> None:  # noqa: AN
 
 
 def test_the_collator_names_a_shard_whose_output_is_gone(local_stack, tmp_path) -> None:  # noqa: ANN001
-    from services.collator.logic import stream_outputs
+    from services.collator.logic import collate
 
     from scengrid.aws import client
     from scengrid.errors import IncompleteRun
@@ -110,6 +110,7 @@ def test_the_collator_names_a_shard_whose_output_is_gone(local_stack, tmp_path) 
     done = run(local_stack, 5_000, tmp_path)
     planned = [ShardWork.model_validate(s) for s in s3io.get_json(layout.manifest_key(done.run_id))["shards"]]
     client("s3").delete_object(Bucket=local_stack.settings.bucket, Key=layout.shard_key(done.run_id, "000002"))
+    records = {r.shard_id: r for r in read_shards(done.run_id)}
     with pytest.raises(IncompleteRun) as failed:
-        stream_outputs(done.run_id, planned, tmp_path / "merged.parquet")
+        collate(done.run_id, planned, records)
     assert failed.value.problems == {"000002": f"output {layout.shard_key(done.run_id, '000002')} is missing"}
