@@ -176,6 +176,10 @@ class TailRows:
         order = np.lexsort((ids, pnl))[:size]
         return cls(pnl[order], ids[order], {name: values[order] for name, values in parts.items()})
 
+    def take(self, rows: np.ndarray | slice) -> TailRows:
+        """These rows (a mask, or a slice)."""
+        return TailRows(self.pnl[rows], self.ids[rows], {name: values[rows] for name, values in self.parts.items()})
+
     def es_rows(self, n: int, level: float = 0.975) -> slice:
         """The rows ES at ``level`` averages over: the worst ceil((1 - level) · n)."""
         return slice(0, _es_count(n, level))
@@ -202,13 +206,16 @@ class TailCandidates:
     def add(self, rows: TailRows) -> None:
         inside = rows.pnl <= self.limit()
         if inside.any():
-            self.rows.append(TailRows(rows.pnl[inside], rows.ids[inside], {k: v[inside] for k, v in rows.parts.items()}))
+            self.rows.append(rows.take(inside))
             self.held += int(inside.sum())
         if self.held > 2 * self.size:
-            self.rows = [TailRows.worst(self.rows, self.held)]  # one block, then cut to the bound
-            self.held = 0
-            kept, self.rows = self.rows[0], []
-            self.add(kept)
+            self._prune()
+
+    def _prune(self) -> None:
+        """One block of the rows still at or below the bound (more than ``size`` only with ties)."""
+        merged = TailRows.worst(self.rows, self.held)
+        kept = int(np.searchsorted(merged.pnl, self.limit(), side="right"))
+        self.rows, self.held = [merged.take(slice(0, kept))], kept
 
     def worst(self) -> TailRows:
         return TailRows.worst(self.rows, self.size)

@@ -8,6 +8,7 @@ from scengrid.risk import (
     Moments,
     PnlStats,
     SmallestValues,
+    TailCandidates,
     TailRows,
     batch_means,
     es_tail_size,
@@ -132,3 +133,22 @@ def test_partial_var_99_interval_covers_the_normal_quantile() -> None:
         partial = batch_means(shards, float(estimates.sum()), float((estimates**2).sum()))
         covered += partial.low <= 2.326347874 <= partial.high
     assert 0.90 <= covered / runs <= 0.99
+
+
+def test_tail_candidates_stay_bounded_and_keep_every_row_that_can_be_in_the_tail() -> None:
+    """Fed shard after shard, the candidates hold about twice the tail, pruned at the running
+    bound, and end with the same worst rows as a sort of everything; ties beyond the bound
+    are all kept (and cannot loop)."""
+    rng = np.random.default_rng(4)
+    n, shards, size = 100_000, 50, 2_510
+    pnl = rng.normal(size=n)
+    pnl[:3_000] = -9.0  # more ties than the tail
+    ids = np.arange(n)
+    candidates = TailCandidates(size)
+    for part in np.array_split(rng.permutation(n), shards):
+        candidates.see(pnl[part])
+        candidates.add(TailRows(pnl[part], ids[part], {"pnl_x": pnl[part] * 2}))
+        assert candidates.held <= max(2 * size, 3_000) + part.shape[0]
+    tail = candidates.worst()
+    expected = np.lexsort((ids, pnl))[:size]
+    assert np.array_equal(tail.ids, expected) and np.array_equal(tail.parts["pnl_x"], pnl[expected] * 2)
