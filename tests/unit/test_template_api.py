@@ -78,7 +78,10 @@ def test_each_method_is_iam_authorised_and_proxied_to_its_function(operation: tu
 def test_the_api_function_runs_the_resolver_from_the_tracker_image() -> None:
     props = resources()["ApiFunction"]["Properties"]
     assert props["PackageType"] == "Image"
-    assert props["Code"]["ImageUri"]["Fn::Sub"].startswith("${TrackerRepository.RepositoryUri}:")
+    image = props["Code"]["ImageUri"]["Fn::Sub"]
+    text, tag = image if isinstance(image, list) else (image, {})
+    assert text.startswith("${TrackerRepository.RepositoryUri}:")
+    assert tag in ({}, {"Tag": {"Fn::If": ["ModelImage", {"Ref": "ModelImageTag"}, {"Ref": "ImageTag"}]}})  # a model image's tag, else the release's
     [handler] = props["ImageConfig"]["Command"]
     assert handler == "services.tracker.api.lambda_handler"
     assert props["Timeout"] <= 29, "API Gateway gives an integration 29 s"
