@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scengrid import layout
@@ -246,11 +245,11 @@ def dataset_keys(run_id: str) -> list[str]:
 
 def in_scenario_order(table: pa.Table) -> pa.Table:
     """One shard's rows back in scenario order."""
-    return table.take(pc.sort_indices(table, sort_keys=[("scenario_id", "ascending")]))
+    return table.take(pa.array(np.argsort(table.column("scenario_id").to_numpy(), kind="stable")))
 
 
 def _by_first_scenario(tables: Iterator[pa.Table]) -> list[pa.Table]:
-    return sorted(tables, key=lambda t: int(pc.min(t.column("scenario_id")).as_py()))
+    return sorted(tables, key=lambda t: int(t.column("scenario_id").to_numpy().min()))
 
 
 def read_run(run_id: str, columns: Sequence[str] | None = None) -> pa.Table:
@@ -284,7 +283,7 @@ def merge_local(folder: Path, out: Path) -> int:
     for f in files:
         parquet = pq.ParquetFile(f)
         found = scenario_range(parquet)
-        firsts.append(found[0] if found else int(pc.min(parquet.read(columns=["scenario_id"]).column(0)).as_py()))
+        firsts.append(found[0] if found else int(parquet.read(columns=["scenario_id"]).column(0).to_numpy().min()))
     rows = 0
     writer: pq.ParquetWriter | None = None
     try:

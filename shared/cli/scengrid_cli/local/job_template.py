@@ -39,6 +39,7 @@ PRELOADED = (
     "scengrid.kernel",
     "scengrid.models",
     "scengrid.observability",
+    "scengrid.pnl_dataset",
     "scengrid.risk",
     "scengrid.s3io",
     "scengrid.status",
