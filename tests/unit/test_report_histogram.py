@@ -27,3 +27,27 @@ def test_a_single_value_gets_one_bin_of_width_one() -> None:
     edges = histogram_edges(2.5, 2.5)
     counts = histogram_counts(np.full(5, 2.5), edges)
     assert edges[0] == 2.5 and edges[-1] == 3.5 and counts.sum() == 5
+
+
+def test_the_png_draws_the_svgs_bars_and_lines_where_the_svg_does() -> None:
+    import io
+    import re
+
+    from PIL import Image
+
+    from services.collator.report import HEIGHT, PAD, PNG_SCALE, WIDTH, Chart, histogram_png, histogram_svg
+
+    pnl = np.random.default_rng(8).normal(size=20_000) * 1e6
+    edges = histogram_edges(float(pnl.min()), float(pnl.max()))
+    counts = histogram_counts(pnl, edges)
+    summary = {"var_95": 1.6e6, "var_99": 2.3e6, "es_975": 2.4e6}
+    chart = Chart.of(counts, edges, summary)
+    svg = histogram_svg(counts, edges, summary)
+    assert len(re.findall(r'<rect class="bar"', svg)) == len(chart.bars) == BINS
+    image = Image.open(io.BytesIO(histogram_png(counts, edges, summary))).convert("RGB")
+    assert image.size == (round(WIDTH * PNG_SCALE), round(HEIGHT * PNG_SCALE))
+    x0, y0, x1, y1, _ = max(chart.bars, key=lambda bar: bar[3] - bar[1])  # the tallest bar
+    assert image.getpixel((round((x0 + x1) / 2 * PNG_SCALE), round((y0 + y1) / 2 * PNG_SCALE))) == (0x4C, 0x78, 0xA8)
+    x, _, color = chart.marks[1]  # VaR 99%'s line, halfway down
+    assert image.getpixel((round(x * PNG_SCALE), round(HEIGHT / 2 * PNG_SCALE))) == tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
+    assert image.getpixel((round(WIDTH / 2 * PNG_SCALE), round((HEIGHT - PAD) * PNG_SCALE))) == (0x33, 0x33, 0x33)  # the axis
