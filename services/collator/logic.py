@@ -82,7 +82,7 @@ def check_complete(run_id: str, planned: list[ShardWork]) -> dict[str, ShardReco
 @dataclass
 class ShardScan:
     """What collation keeps of a shard file once read: where it is and its footer (for the rare
-    second look), its smallest P&L values, its histogram counts and its head rows."""
+    second look), its smallest P&L values, its histogram counts and its head rows (the worst)."""
 
     key: str
     size: int
@@ -90,16 +90,17 @@ class ShardScan:
     smallest: np.ndarray
     counts: np.ndarray
     head: TailRows
+    head_max: float  # the best P&L among the head rows
     recorded: dict[str, str]
 
 
 class Collation:
-    """A run's shard files, each read in two ranges: its end (the footer and the rest's pnl
-    chunk) and its start (the head row group, every column). The pnl column gives the smallest
-    values and the histogram; the head rows (the shard's worst 5%) the tail's ids and
-    components. A shard whose head lies wholly inside the run's tail (its shard held more than
-    5% of the run's worst) gets a second look at its other rows. Memory: the kept tail and a
-    few shards in flight, whatever the run's size."""
+    """A run's shard files, each read in one range, its end: the rest's pnl chunk, the head row
+    group (the shard's worst 5%, every column) and the footer. The pnl column gives the
+    smallest values and the histogram; the head rows the tail's ids and components. A shard
+    whose head lies wholly inside the run's tail (its shard held more than 5% of the run's
+    worst) gets a second look at its other rows. Memory: the kept tail and a few shards in
+    flight, whatever the run's size."""
 
     def __init__(self, run_id: str, planned: list[ShardWork], moments: Moments, readers: int = READERS) -> None:
         self.run_id = run_id
@@ -109,12 +110,13 @@ class Collation:
         self.counter = ReadCounter()
         self.edges = histogram_edges(moments.low, moments.high)
         self.keep = max(var_tail_size(moments.count), es_tail_size(moments.count))
+        self.columns = 2 + len(moments.part_sums)  # scenario_id, pnl and the components the workers summed
 
     def scan(self, shard: ShardWork) -> ShardScan | str:
         """Read one shard file; a string says what is wrong with it."""
         key = layout.shard_key(self.run_id, shard.shard_id)
         try:
-            found = pnl_dataset.open_shard(key, self.counter, rows=shard.count)
+            found = pnl_dataset.open_shard(key, self.counter, rows=shard.count, columns=self.columns)
         except ClientError as error:
             if error.response["Error"]["Code"] in ("NoSuchKey", "404", "InvalidRange"):
                 return f"output {key} is missing"
@@ -124,23 +126,23 @@ class Collation:
         if parquet.metadata.num_rows != shard.count or pnl_dataset.scenario_range(parquet) != (shard.start, last):
             return (f"output has {parquet.metadata.num_rows} rows of scenarios {pnl_dataset.scenario_range(parquet)}, "
                     f"expected {shard.count} rows of scenarios {shard.start}..{last}")
-        found.prefetch_groups([0])  # the head, every column (the rest's pnl came with the footer)
-        head = parquet.read_row_group(0)
-        pnl = parquet.read(columns=["pnl"]).column(0).to_numpy()
+        last = parquet.metadata.num_row_groups - 1
+        found.prefetch_groups([last])  # the head, every column: fetched with the footer unless wider than guessed
+        head = _rows(parquet.read_row_group(last))
+        pnl = parquet.read(columns=["pnl"]).column(0).to_numpy()[::-1]  # ascending: the worst first
         if pnl.shape[0] > 1 and not bool((pnl[1:] >= pnl[:-1]).all()):
             return f"output {key} is not ordered by P&L (not written by this version's worker)"
         recorded = {k: v for k, v in result_metadata(parquet.schema_arrow).items() if k in PROVENANCE}
         return ShardScan(key, found.source.size, parquet.metadata, pnl[: self.keep].copy(),
-                         histogram_counts(pnl, self.edges), _rows(head), recorded)
+                         histogram_counts(pnl, self.edges), head, float(head.pnl.max()), recorded)
 
     def rest_inside(self, scan: ShardScan, threshold: float) -> TailRows:
         """The rows after the head with P&L at or below ``threshold`` (a second look)."""
         found = pnl_dataset.open_shard(scan.key, self.counter, size=scan.size, footer=scan.footer)
-        groups = list(range(1, scan.footer.num_row_groups))
+        groups = list(range(scan.footer.num_row_groups - 1))
         found.prefetch_groups(groups)
         rows = _rows(found.parquet.read_row_groups(groups))
-        inside = int(np.searchsorted(rows.pnl, threshold, side="right"))  # the rows are ordered by P&L
-        return TailRows(rows.pnl[:inside], rows.ids[:inside], {k: v[:inside] for k, v in rows.parts.items()})
+        return rows.take(rows.pnl <= threshold)
 
 
 def _rows(table: pa.Table) -> TailRows:
@@ -195,13 +197,13 @@ def collate(run_id: str, planned: list[ShardWork], records: dict[str, ShardRecor
         candidates.see(scan.smallest)
         candidates.add(scan.head)
         counts += scan.counts
-        scans.append(replace(scan, smallest=np.empty(0), counts=np.empty(0), head=TailRows(scan.head.pnl[-1:], scan.head.ids[-1:])))
+        scans.append(replace(scan, smallest=np.empty(0), counts=np.empty(0), head=TailRows(np.empty(0), np.empty(0, dtype=np.int64))))
     if problems:
         raise IncompleteRun(run_id, problems)
     ordered = smallest.sorted()
     threshold = tail_threshold(ordered, moments.count)
     # a shard whose whole head is inside the tail may hold more of it
-    wider = [s for s in scans if s.footer.num_row_groups > 1 and s.head.pnl[-1] <= threshold]
+    wider = [s for s in scans if s.footer.num_row_groups > 1 and s.head_max <= threshold]
     for rows in _bounded_map(lambda s: collation.rest_inside(s, threshold), wider, collation.readers):
         candidates.add(rows)
     tail = candidates.worst()
@@ -336,7 +338,7 @@ def _publish_results(run_id: str, round_: int, manifest: dict, collated: Collate
                 "files": collated.files,
                 "rows": summary.scenarios,
                 "bytes": collated.file_bytes,
-                "order": "each file holds one shard's scenarios, ordered by pnl (worst first), then scenario_id",
+                "order": "each file holds one shard's scenarios, ordered by pnl descending (the worst last); its last row group holds the shard's worst 5%",
             },
             "collation": {
                 "seconds": clock.total,

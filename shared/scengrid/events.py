@@ -94,7 +94,7 @@ class AllDone(Event):
     summary_key: str
     pnl_prefix: str = Field(
         description="the run's P&L dataset: one Parquet file per shard under this prefix, and nothing else (the "
-        "Athena table pnl reads it); each file's rows are ordered by P&L, worst first"
+        "Athena table pnl reads it); each file's rows are ordered by P&L, the worst last"
     )
     pnl_files: int = Field(ge=1, description="files in the dataset (one per shard)")
     scenarios: int

@@ -4,13 +4,14 @@ The workers write it, the collator, Athena, DuckDB and ``scengrid results`` read
 merged copy unless a user asks for one (``scengrid results RUN --merge``).
 
 A shard file holds ``scenario_id``, the model's other columns and ``pnl`` (last), one row per
-scenario of the shard, **ordered by P&L, worst first** (ties by scenario id). Its first row
-group holds the shard's worst ``head_rows(n)`` scenarios, the second the rest. So the collator
-reads two byte ranges of a file: the end (the footer, and just before it the rest's ``pnl``
-column chunk) and the start (the head row group, every column). That is the ``pnl`` column of
-every row (a sixth of the bytes for the portfolio model) and every column of the worst 5%,
-where the run's ES tail (2.5%) lies when the shards are alike. Parquet's footer gives the row
-count and the ``scenario_id`` range without reading a row.
+scenario of the shard, **ordered by P&L, best first**: its worst rows are its last (ties in
+descending scenario id). Its first row group holds all but the shard's worst ``head_rows(n)``
+scenarios; its last row group holds those worst ones, every column. So the collator reads one
+byte range of a file, its end: the first group's ``pnl`` chunk (the file's last column), the
+whole last group, and the footer. That is the ``pnl`` column of every row (a sixth of the bytes
+for the portfolio model) and every column of the worst 5%, where the run's ES tail (2.5%)
+lies when the shards are alike. Parquet's footer gives the row count and the ``scenario_id``
+range without reading a row.
 
 Reads go through ``RangedObject``: HTTP range requests, counted, so that what collation reads is
 measured, and cached by segment, so that Parquet's own reads of those ranges cost nothing more."""
@@ -34,14 +35,14 @@ from scengrid.kernel import results_table
 from scengrid.settings import get_settings
 
 COMPONENT_PREFIX = "pnl_"  # the P&L's components (pnl_rates, …): attributed in the report
-HEAD_SHARE = 0.05  # the first row group: the worst 5% of a shard (the run's ES tail is 2.5%)
+HEAD_SHARE = 0.05  # the last row group: the worst 5% of a shard (the run's ES tail is 2.5%)
 HEAD_MIN_ROWS = 1_024
 FOOTER_GUESS = 64 << 10  # one request for the footer: Parquet's own first read is 64 KiB
 WRITE_OPTIONS = {"compression": "zstd", "use_dictionary": False, "write_statistics": ["scenario_id", "pnl"]}
 
 
 def head_rows(rows: int) -> int:
-    """Rows of a shard file's first row group: its worst 5%, at least 1,024."""
+    """Rows of a shard file's last row group (its head, the shard's worst): 5%, at least 1,024."""
     return min(rows, max(HEAD_MIN_ROWS, math.ceil(HEAD_SHARE * rows)))
 
 
@@ -51,22 +52,22 @@ def components(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def shard_table(start: int, columns: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> pa.Table:
-    """A shard's rows as the dataset stores them: ordered by (pnl, scenario_id), worst first.
-    The sort is stable on scenario order, so ties stay in scenario order."""
+    """A shard's rows as the dataset stores them: ordered by (pnl, scenario_id) descending, the
+    worst row last."""
     table = results_table(start, columns, metadata)
-    order = np.argsort(np.asarray(columns["pnl"]), kind="stable")
+    order = np.argsort(np.asarray(columns["pnl"]), kind="stable")[::-1]
     last = [name for name in table.column_names if name != "pnl"] + ["pnl"]  # its chunk ends the file, by the footer
     return table.select(last).take(pa.array(order))
 
 
 def shard_bytes(table: pa.Table) -> bytes:
-    """The Parquet file of a shard table: the head row group, then the rest in one group."""
+    """The Parquet file of a shard table: the rest in one row group, then the head (the worst)."""
     sink = io.BytesIO()
-    head = head_rows(table.num_rows)
+    rest = table.num_rows - head_rows(table.num_rows)
     with pq.ParquetWriter(sink, table.schema, **WRITE_OPTIONS) as writer:
-        writer.write_table(table.slice(0, head), row_group_size=max(1, head))
-        if table.num_rows > head:
-            writer.write_table(table.slice(head), row_group_size=table.num_rows - head)
+        if rest:
+            writer.write_table(table.slice(0, rest), row_group_size=rest)
+        writer.write_table(table.slice(rest), row_group_size=max(1, table.num_rows - rest))
     return sink.getvalue()
 
 
@@ -189,23 +190,27 @@ class ShardFile:
             self.source.prefetch(*group_range(self.footer, group, indices))
 
 
-def pnl_suffix(rows: int) -> int:
-    """Bytes to read at the end of a shard file of ``rows`` rows for its footer and the rest's
-    pnl chunk (8 bytes a value; zstd does not grow incompressible data by more than 1%)."""
-    return FOOTER_GUESS + int(8.08 * max(0, rows - head_rows(rows)))
+def tail_bytes(rows: int, columns: int) -> int:
+    """Bytes to read at the end of a shard file of ``rows`` rows and ``columns`` columns for its
+    footer, its head row group and the rest's pnl chunk before them (8 bytes a value, at most:
+    zstd does not grow incompressible data by more than 1%, and ids compress)."""
+    head = head_rows(rows)
+    return FOOTER_GUESS + int(8.08 * (rows - head + columns * head))
 
 
 def open_shard(
     key: str,
     counter: ReadCounter | None = None,
     rows: int | None = None,
+    columns: int = 2,
     size: int | None = None,
     footer: pq.FileMetaData | None = None,
 ) -> ShardFile:
-    """A shard file in S3, read lazily by ranges. Its end is read now: the footer, and for a
-    shard of ``rows`` rows also the pnl column chunk before it (unless the footer and size
-    are given, from an earlier opening); columns when asked."""
-    raw = RangedObject(key, counter, size, suffix=pnl_suffix(rows) if rows else FOOTER_GUESS)
+    """A shard file in S3, read lazily by ranges. Its end is read now, in one request: the
+    footer, and for a shard of ``rows`` rows of about ``columns`` columns also its head row
+    group and the rest's pnl chunk (unless the footer and size are given, from an earlier
+    opening); anything else when asked."""
+    raw = RangedObject(key, counter, size, suffix=tail_bytes(rows, columns) if rows else FOOTER_GUESS)
     return ShardFile(pq.ParquetFile(pa.PythonFile(raw, mode="r"), metadata=footer), raw)
 
 
@@ -223,15 +228,6 @@ def scenario_range(parquet: pq.ParquetFile) -> tuple[int, int] | None:
         lows.append(stats.min)
         highs.append(stats.max)
     return int(min(lows)), int(max(highs))
-
-
-def read_head(parquet: pq.ParquetFile, rows: int, columns: Sequence[str] | None = None) -> pa.Table:
-    """The first ``rows`` rows (a shard's worst) of a file: only the row groups holding them."""
-    groups, covered = [], 0
-    while covered < rows:
-        groups.append(len(groups))
-        covered += parquet.metadata.row_group(groups[-1]).num_rows
-    return parquet.read_row_groups(groups, columns=list(columns) if columns else None).slice(0, rows)
 
 
 def dataset_keys(run_id: str) -> list[str]:

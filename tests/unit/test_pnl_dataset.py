@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from scengrid import pnl_dataset
-from scengrid.pnl_dataset import head_rows, read_head, scenario_range, shard_bytes, shard_table
+from scengrid.pnl_dataset import group_range, head_rows, scenario_range, shard_bytes, shard_table, tail_bytes
 
 
 def _columns(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -28,29 +28,33 @@ def _parquet(start: int, columns: dict[str, np.ndarray]) -> pq.ParquetFile:
 
 
 @pytest.mark.parametrize("n", [1, 700, 1_024, 1_025, 100_000])
-def test_rows_are_worst_first_ties_by_scenario_and_the_head_is_the_first_row_group(n: int) -> None:
+def test_rows_are_best_first_and_the_worst_are_the_last_row_group(n: int) -> None:
     columns = _columns(n)
     parquet = _parquet(5_000, columns)
     table = parquet.read()
-    order = np.lexsort((np.arange(n), columns["pnl"]))
+    order = np.lexsort((np.arange(n), columns["pnl"]))[::-1]
     assert np.array_equal(table.column("scenario_id").to_numpy(), 5_000 + order)
     for name, values in columns.items():
         assert np.array_equal(table.column(name).to_numpy(), values[order])  # rows stay whole
     groups = [parquet.metadata.row_group(g).num_rows for g in range(parquet.metadata.num_row_groups)]
-    assert groups == ([head_rows(n), n - head_rows(n)] if n > head_rows(n) else [n])
+    assert groups == ([n - head_rows(n), head_rows(n)] if n > head_rows(n) else [n])
+    assert table.column_names[-1] == "pnl"  # its chunk of the first group ends right before the last group
     assert head_rows(100_000) == 5_000 and head_rows(700) == 700
     assert scenario_range(parquet) == (5_000, 5_000 + n - 1)
     assert parquet.schema_arrow.metadata[b"scengrid.model_version"] == b"abc"
 
 
-def test_read_head_reads_only_the_row_groups_it_needs() -> None:
+def test_the_files_end_holds_the_rest_s_pnl_the_head_and_the_footer_within_the_guess() -> None:
+    """What the collator reads of a file in its one request: from the first group's pnl chunk
+    to the end. The guess from the row and column counts covers it; and it is a fifth of the file."""
     columns = _columns(100_000, seed=1)
-    parquet = _parquet(0, columns)
-    head = read_head(parquet, 3_000, ["scenario_id", "pnl"])
-    assert head.num_rows == 3_000
-    assert np.array_equal(head.column("pnl").to_numpy(), np.sort(columns["pnl"], kind="stable")[:3_000])
-    whole = read_head(parquet, 99_999, ["pnl"])
-    assert whole.num_rows == 99_999
+    body = shard_bytes(shard_table(0, columns))
+    parquet = pq.ParquetFile(io.BytesIO(body))
+    pnl = parquet.schema_arrow.get_field_index("pnl")
+    start = group_range(parquet.metadata, 0, [pnl])[0]
+    assert group_range(parquet.metadata, 1)[1] <= len(body)
+    assert len(body) - start <= tail_bytes(100_000, len(columns) + 1)
+    assert (len(body) - start) / len(body) < 0.33
 
 
 def test_merge_writes_one_file_in_scenario_order_a_shard_at_a_time(tmp_path: Path) -> None:

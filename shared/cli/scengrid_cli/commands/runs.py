@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, default=Path("runs"),
         help="download the summary, the report and the P&L dataset (pnl/, one Parquet file per shard, each ordered by "
-        "P&L, worst first) to OUT/RUN_ID (default ./runs)",
+        "P&L, the worst last) to OUT/RUN_ID (default ./runs)",
     )
     p.add_argument(
         "--merge", action="store_true",
