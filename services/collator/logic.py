@@ -59,10 +59,21 @@ def wait_for_tracker(run_id: str, round_: int, shards_total: int, timeout_s: flo
         time.sleep(TRACKER_POLL_S)
 
 
-def check_complete(run_id: str, planned: list[ShardWork]) -> dict[str, ShardRecord]:
+def ready_records(run_id: str, round_: int, planned: list[ShardWork], wait_s: float) -> dict[str, ShardRecord]:
+    """The tracker's record of every planned shard, once it has applied every shard's end: at
+    once (one Query) when all are COMPLETE already, as they are when the tracker kept up;
+    else after ``wait_for_tracker``."""
+    records = {r.shard_id: r for r in read_shards(run_id)}
+    if all(r is not None and r.status is Status.COMPLETE for r in (records.get(s.shard_id) for s in planned)):
+        return records
+    wait_for_tracker(run_id, round_, len(planned), wait_s)
+    return {r.shard_id: r for r in read_shards(run_id)}
+
+
+def check_complete(run_id: str, planned: list[ShardWork], records: dict[str, ShardRecord] | None = None) -> dict[str, ShardRecord]:
     """The tracker's record of every planned shard; raise IncompleteRun naming each shard that is
     not COMPLETE, reported another row count, or reported no P&L figures."""
-    records = {r.shard_id: r for r in read_shards(run_id)}
+    records = records if records is not None else {r.shard_id: r for r in read_shards(run_id)}
     problems: dict[str, str] = {}
     for shard in planned:
         record = records.get(shard.shard_id)
@@ -235,10 +246,8 @@ def collate_run(run_id: str, round_: int, wait_s: float) -> RiskSummary:
     spec = RunSpec.model_validate(manifest["spec"])
     with ThreadPoolExecutor(1, thread_name_prefix="model") as preparing:
         factors = preparing.submit(model_factors, spec)  # for the report, while the shards are read
-        wait_for_tracker(run_id, round_, len(planned), wait_s)
+        records = check_complete(run_id, planned, ready_records(run_id, round_, planned, wait_s))
         clock.lap("wait")
-        records = check_complete(run_id, planned)
-        clock.lap("check")
         collated = collate(run_id, planned, records)
         clock.lap("read")
     write_report(
