@@ -308,12 +308,13 @@ def test_a_run_goes_through_the_images_that_deploy(stack: dict[str, str]) -> Non
         assert (status, view["status"], view["progress"]["shards_done"]) == (200, "COMPLETE", 3), view
         status, results = api_call(api, api_name, "GET", f"/runs/{run_id}/results")
         assert status == 200 and results["summary"]["scenarios"] == SPEC["scenarios"]["count"], results
-        assert len(results["urls"]) == 4, results  # summary, P&L, report, histogram
+        dataset = [name for name in results["urls"] if name.startswith("pnl/")]
+        assert len(results["urls"]) == 3 + 3 and len(dataset) == 3, results  # summary, report, histogram, a file per shard
         assert api_call(api, api_name, "GET", "/runs/does-not-exist")[0] == 404
         status, refused = api_call(api, api_name, "POST", "/runs", {**SPEC, "shard_size": 0})
         assert status in (400, 422) and "shard_size" in json.dumps(refused), refused
     keys = [o["Key"] for o in aws("s3", stack["SCENGRID_ENDPOINT_URL"]).list_objects_v2(Bucket=stack["SCENGRID_BUCKET"])["Contents"]]
-    assert sum(f"runs/{run_id}/shards/" in k for k in keys) == 3, keys
+    assert sum(k.startswith(f"runs/{run_id}/pnl/") for k in keys) == 3, keys  # the P&L dataset: the workers' files, nothing merged
 
 
 def test_inference_answers_with_the_model_in_its_image(stack: dict[str, str]) -> None:
