@@ -105,6 +105,15 @@ def batch_share_identifier() -> object:
 
 
 @probe
+def sfn_batch_submit_parameters() -> object:
+    """Step Functions' Batch integration keeps only the submitJob parameters it lists: no
+    ShareIdentifier or SchedulingPriorityOverride."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_batch
+
+    return sorted(state_task_service_batch._SUPPORTED_API_PARAM_BINDINGS["submitjob"])
+
+
+@probe
 def state_machine_definition_s3_location() -> object:
     """DefinitionS3Location and DefinitionSubstitutions are ignored: the definition is empty."""
     template = {"Resources": {"M": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {

@@ -54,6 +54,28 @@ def test_hole_batch_share_identifier_is_dropped(plain_moto: dict) -> None:
     assert plain_moto["batch_share_identifier"] == {"share": None, "priority": None}
 
 
+def test_hole_step_functions_drops_the_share_of_a_batch_task(plain_moto: dict) -> None:
+    kept = plain_moto["sfn_batch_submit_parameters"]
+    assert "JobQueue" in kept and "ShareIdentifier" not in kept and "SchedulingPriorityOverride" not in kept
+
+
+def test_a_runs_jobs_run_under_its_share(local_stack, tmp_path) -> None:  # noqa: ANN001
+    """Through the state machine: the sharder, every worker and the collator were submitted
+    under the run's share, as the ASL names it."""
+    from scengrid.spec import GeneratedScenarios, RunSpec
+    from scengrid.work import share_identifier
+    from scengrid_cli.local.demo import run_on_stack
+
+    outcome = run_on_stack(local_stack, RunSpec(scenarios=GeneratedScenarios(count=4_000, seed=3), shard_size=1_000, workers=2), tmp_path, timeout_s=120)
+    batch = client("batch")
+    queue = batch.describe_job_queues()["jobQueues"][0]["jobQueueArn"]
+    ids = [j["jobId"] for status in ("SUCCEEDED",) for page in batch.get_paginator("list_jobs").paginate(jobQueue=queue, jobStatus=status)
+           for j in page["jobSummaryList"] if outcome.run_id in j["jobName"]]
+    jobs = batch.describe_jobs(jobs=ids)["jobs"]
+    assert sorted({j["jobName"].split("-")[1] for j in jobs}) == ["collate", "shard", "work"]
+    assert {j.get("shareIdentifier") for j in jobs} == {share_identifier(outcome.run_id, None)}
+
+
 def test_jobs_keep_the_share_they_were_submitted_under(local_stack) -> None:  # noqa: ANN001
     """The job and its array children: DescribeJobs shows the share, and the local runner ran
     the children under it (they held slots of that share, by the sharing rule)."""

@@ -72,9 +72,12 @@ a moto upgrade that closes one makes a test fail and the workaround can go.
    run's execution ARN, by which a cancel stops the execution).
 18. ``batch_share_identifier``: moto's SubmitJob drops ``shareIdentifier`` (and
    ``schedulingPriorityOverride``), DescribeJobs shows neither, and its CloudFormation skips the
-   fair-share ``AWS::Batch::SchedulingPolicy`` (see 9). A job now keeps the share it was
-   submitted under, array children their parent's, and DescribeJobs shows it; the local
-   runner shares the cores between shares by the template's policy (local/fair_share.py).
+   fair-share ``AWS::Batch::SchedulingPolicy`` (see 9). And its Step Functions Batch
+   integration removes both from a ``submitJob`` task's parameters before the call (its list of
+   supported parameters lacks them; AWS's integration passes them). A job now keeps the share
+   it was submitted under, array children their parent's, and DescribeJobs shows it; the state
+   machine's tasks pass it; the local runner shares the cores between shares by the template's
+   policy (local/fair_share.py).
 19. ``dynamodb_serial_writes``: moto's DynamoDB takes no lock. A conditional write checks
    its condition and then writes, and a transaction checks its conditions, applies its writes
    and, when cancelled, puts back a copy of each table taken when it began: concurrent
@@ -330,6 +333,14 @@ def _patch_batch_share_identifier() -> None:
     BatchResponse.submitjob = submitjob
     Job.__init__ = init
     Job.describe = describe
+    _sfn_batch_submit_parameters().update(("ShareIdentifier", "SchedulingPriorityOverride"))
+
+
+def _sfn_batch_submit_parameters() -> set[str]:
+    """The parameters moto's Step Functions passes on to Batch's SubmitJob (it drops the rest)."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_batch
+
+    return state_task_service_batch._SUPPORTED_API_PARAM_BINDINGS["submitjob"]
 
 
 # ---------------------------------------------------------------- 4. inline_state_machine_definition
