@@ -29,6 +29,7 @@ from configparser import ConfigParser
 from pathlib import Path
 
 import pytest
+import requests
 from botocore.credentials import Credentials
 
 from scengrid_cli.client import ApiClient, ApiError, CredentialSource, SigV4RequestAuth
@@ -163,12 +164,16 @@ def test_a_signed_run_goes_through_the_compose_stack(stack: dict) -> None:
     run_id = api.submit({"scenarios": {"count": 2000, "seed": 5}, "shard_size": 500, "workers": 2})["run_id"]
     deadline = time.monotonic() + 600
     view: dict = {"status": "SUBMITTED"}
+    slow = 0
     while view["status"] not in ("COMPLETE", "FAILED", "CANCELLED"):
         try:
             view = api.run(run_id)
         except ApiError as error:
             # 404 until the tracker service has recorded the run-requested event
             assert error.status == 404, error
+        except requests.Timeout:  # the stack's containers share the machine's cores with the run's jobs
+            slow += 1
+            stack["timings"]["slow_status_answers"] = slow
         if time.monotonic() > deadline:
             pytest.fail(f"run {run_id} still {view['status']} after 600 s:\n{stack['compose'].logs()}")
         time.sleep(1)

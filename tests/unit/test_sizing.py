@@ -97,5 +97,5 @@ def test_calibration_measures_at_least_one_block_however_slow_the_machine(count:
     monkeypatch.setattr(sizing, "CALIBRATION_SECONDS", 0.0)
     source = GeneratedScenarios(count=count, seed=1)
     per = sizing.calibrate(load_model("portfolio", RunSpec(scenarios=source).model.params), source)
-    assert 1e-7 < per < 1e-3
+    assert 1e-7 < per < 1e-2  # ~15 µs here; one measured batch of 300 can meet a stall of a loaded machine
 
