@@ -3,7 +3,6 @@ the shard files (the P&L dataset) read in part, and write the summary and the re
 
 from __future__ import annotations
 
-import resource
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from scengrid import layout, pnl_dataset, s3io
 from scengrid.errors import IncompleteRun
 from scengrid.events import AllDone, publish
 from scengrid.kernel import result_metadata
+from scengrid.observability import peak_rss_bytes
 from scengrid.pnl_dataset import ReadCounter
 from scengrid.risk import (
     Moments,
@@ -310,10 +310,6 @@ def _cost(manifest: dict) -> str:
     return "not planned (scengrid plan --submit records the predicted cost)"
 
 
-def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-
-
 def _publish_results(run_id: str, round_: int, manifest: dict, collated: Collated, clock: _Phases) -> None:
     run = read_run(run_id)
     summary = collated.summary
@@ -356,7 +352,7 @@ def _publish_results(run_id: str, round_: int, manifest: dict, collated: Collate
                 "read_requests": collated.requests,
                 "share_of_dataset_read": round(collated.bytes_read / max(1, collated.file_bytes), 4),
                 "shards_read_twice": collated.second_looks,
-                "peak_rss_bytes": _peak_rss_bytes(),
+                "peak_rss_bytes": peak_rss_bytes(),
             },
         },
     )

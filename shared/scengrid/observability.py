@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from pathlib import Path
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
@@ -31,3 +32,18 @@ def service_tracer(service: str) -> Tracer:
 
 def service_metrics(service: str) -> Metrics:
     return Metrics(namespace=NAMESPACE, service=f"scengrid-{service}")
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory: Linux's VmHWM, which starts afresh with the
+    process's own address space. (getrusage's ru_maxrss keeps the peak of the process that
+    forked it across exec, so a child of a big parent would report the parent's.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -4,7 +4,8 @@ The shard files are written as workers write them (``scengrid.pnl_dataset``: ord
 the worst 5% in the first row group) into an emulator running in its own process. Each
 collation runs in a fresh child process, which reads the files through the same code as the
 collator job (``services.collator.logic.collate``) and reports its bytes read (ranged GETs,
-counted) and its peak RSS, so neither the emulator's storage nor the other size is counted.
+counted) and its peak RSS (VmHWM: its own address space's), so neither the emulator's storage,
+the parent's arrays nor the other size is counted.
 
 Goals (issue K): bytes read at 10M ≤ 1/3 of the shard bytes; peak RSS at 10M ≤ 1.5 × at 1M.
 A collation whose VaR 95/99, ES 97.5, mean or worst scenario differ from numpy's on the whole
@@ -20,7 +21,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -78,7 +78,9 @@ def collate_child(run_id: str, scenarios: int, shard_size: int, records: Path) -
         s.shard_id: ShardRecord(run_id=run_id, shard_id=s.shard_id, status=Status.COMPLETE, rows=s.count, pnl_stats=stats[s.shard_id])
         for s in planned
     }
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    from scengrid.observability import peak_rss_bytes
+
+    rss_before = peak_rss_bytes()
     started = time.perf_counter()
     collated = collate(run_id, planned, shard_records)
     seconds = time.perf_counter() - started
@@ -87,7 +89,7 @@ def collate_child(run_id: str, scenarios: int, shard_size: int, records: Path) -
         "bytes_read": collated.bytes_read,
         "read_requests": collated.requests,
         "shard_bytes": collated.file_bytes,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),
         "peak_rss_before_bytes": rss_before,
         "summary": collated.summary.model_dump(),
     }
