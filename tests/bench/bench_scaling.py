@@ -163,7 +163,7 @@ def main() -> None:
     report["errors"] = [{"scenarios": r["scenarios"], **r["error"]} for r in errors]
     report["mismatches"] = mismatches
     report["left_out_of_the_clock"] = "start-up of the stack and the pool; the checksums and reading the dataset back"
-    print(json.dumps(json.loads(json.dumps(report), parse_float=lambda t: round(float(t), 6)), indent=1))
+    print(json.dumps(json.loads(json.dumps(report), parse_float=lambda t: float(f"{float(t):.6g}")), indent=1))  # 6 significant digits
     if mismatches:
         sys.exit(1)
 
