@@ -33,6 +33,7 @@ from scengrid import layout
 from scengrid.aws import client
 from scengrid.kernel import results_table
 from scengrid.settings import get_settings
+from scengrid.user_files import RangeFile
 
 COMPONENT_PREFIX = "pnl_"  # the P&L's components (pnl_rates, …): attributed in the report
 HEAD_SHARE = 0.05  # the last row group: the worst 5% of a shard (the run's ES tail is 2.5%)
@@ -92,7 +93,7 @@ class ReadCounter:
             self.requests += 1
 
 
-class RangedObject(io.RawIOBase):
+class RangedObject(RangeFile):
     """A read-only, seekable S3 object read by range requests. Opened without its size, it
     reads its last ``suffix`` bytes (one request that also gives the size). ``prefetch`` reads
     a range in one request; a read within a range already fetched costs no request, any other
@@ -104,7 +105,6 @@ class RangedObject(io.RawIOBase):
         self._s3 = client("s3")
         self._bucket = get_settings().bucket
         self._counter = counter or ReadCounter()
-        self._position = 0
         self._segments: list[tuple[int, bytes]] = []
         if size is None:
             response = self._s3.get_object(Bucket=self._bucket, Key=key, Range=f"bytes=-{max(1, suffix)}")
@@ -113,24 +113,6 @@ class RangedObject(io.RawIOBase):
             self._counter.add(len(body))
             self._segments.append((size - len(body), body))
         self.size = size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
-        self._position = max(0, base + offset)
-        return self._position
-
-    def fetched_from(self) -> int:
-        """Where the fetched end of the object begins (its size when nothing was fetched)."""
-        return min((start for start, body in self._segments if start + len(body) == self.size), default=self.size)
 
     def prefetch(self, start: int, end: int) -> None:
         """Bytes ``start .. end - 1`` in one request, unless already fetched."""
@@ -149,16 +131,9 @@ class RangedObject(io.RawIOBase):
         self._counter.add(len(body))
         return body
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        end = min(self.size, self._position + len(buffer))
-        if end <= self._position:
-            return 0
-        data = self._cached(self._position, end)
-        if data is None:
-            data = self._get(self._position, end)
-        buffer[: len(data)] = data
-        self._position += len(data)
-        return len(data)
+    def _read(self, start: int, end: int) -> bytes:
+        cached = self._cached(start, end)
+        return cached if cached is not None else self._get(start, end)
 
 
 def _chunk_range(column: pq.ColumnChunkMetaData) -> tuple[int, int]:

@@ -21,26 +21,15 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-class S3RangeReader(io.RawIOBase):
-    """A seekable, read-only view of one S3 object: every read is a ranged GET."""
+class RangeFile(io.RawIOBase):
+    """A seekable, read-only file of ``size`` bytes whose reads are ranges: a subclass gives
+    ``_read(start, end)`` (bytes ``start .. end - 1``) and sets ``size``."""
 
-    def __init__(self, uri: str, field: str) -> None:
-        super().__init__()
-        self.uri = uri
-        self._field = field
-        self._bucket, self._key = split_s3_uri(uri)
-        head = self._call("head_object")
-        self._size = int(head["ContentLength"])
-        self._position = 0
+    size = 0
+    _position = 0
 
-    def _call(self, operation: str, **extra: str) -> dict:
-        try:
-            return getattr(client("s3"), operation)(Bucket=self._bucket, Key=self._key, **extra)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "error")
-            raise InvalidInput(self._field, f"cannot read {self.uri}: {code}") from None
-        except BotoCoreError as exc:
-            raise InvalidInput(self._field, f"cannot read {self.uri}: {exc}") from None
+    def _read(self, start: int, end: int) -> bytes:
+        raise NotImplementedError
 
     def readable(self) -> bool:
         return True
@@ -52,18 +41,42 @@ class S3RangeReader(io.RawIOBase):
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
         self._position = max(0, base + offset)
         return self._position
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        end = min(self._size, self._position + len(buffer))
+        end = min(self.size, self._position + len(buffer))
         if end <= self._position:
             return 0
-        body = self._call("get_object", Range=f"bytes={self._position}-{end - 1}")["Body"].read()
+        body = self._read(self._position, end)
         buffer[: len(body)] = body
         self._position += len(body)
         return len(body)
+
+
+class S3RangeReader(RangeFile):
+    """A seekable, read-only view of one S3 object: every read is a ranged GET."""
+
+    def __init__(self, uri: str, field: str) -> None:
+        super().__init__()
+        self.uri = uri
+        self._field = field
+        self._bucket, self._key = split_s3_uri(uri)
+        head = self._call("head_object")
+        self.size = int(head["ContentLength"])
+
+    def _call(self, operation: str, **extra: str) -> dict:
+        try:
+            return getattr(client("s3"), operation)(Bucket=self._bucket, Key=self._key, **extra)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "error")
+            raise InvalidInput(self._field, f"cannot read {self.uri}: {code}") from None
+        except BotoCoreError as exc:
+            raise InvalidInput(self._field, f"cannot read {self.uri}: {exc}") from None
+
+    def _read(self, start: int, end: int) -> bytes:
+        return self._call("get_object", Range=f"bytes={start}-{end - 1}")["Body"].read()
 
 
 def open_user_file(uri: str, field: str) -> BinaryIO:
